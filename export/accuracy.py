@@ -1,0 +1,60 @@
+"""Compare two exported models (engine or ONNX) on the same real frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.backends import infer, open_backend
+from runtime.model_info import DEFAULT_MODEL
+from runtime.pipeline import resize_for_model
+from runtime.video_io import FrameReader, probe_video
+
+SAMPLE_CLIP = DEFAULT_MODEL.parent.parent / "samples" / "cuhk_pan.mp4"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
+    """Up to `count` BGR frames from a folder of photos or a video (default: the bundled clip)."""
+    source = SAMPLE_CLIP if source is None else Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[:count]
+        images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
+        images = [im for im in images if im is not None]
+    else:
+        reader = FrameReader(probe_video(source)).start()
+        try:
+            images = []
+            for frame in reader:
+                images.append(frame)
+                if len(images) == count:
+                    break
+        finally:
+            reader.close()
+    if not images:
+        raise FileNotFoundError(f"{source}: no frames to compare on")
+    return images
+
+
+def compare_models(candidate: Path, reference: Path, images: list[np.ndarray]) -> dict[str, float | int]:
+    a, b = open_backend(candidate), open_backend(reference)
+    size = a.input_size or b.input_size or (320, 320)
+    diffs: dict[str, list[np.ndarray]] = {"in_focus": [], "depth": []}
+    try:
+        for im in images:
+            batch = resize_for_model(im, size)[None]
+            for name, x, y in zip(("in_focus", "depth"), infer(a, batch), infer(b, batch)):
+                diffs[name].append(np.abs(x.astype(np.float32) - y.astype(np.float32)).ravel())
+    finally:
+        a.close()
+        b.close()
+    f, d = np.concatenate(diffs["in_focus"]), np.concatenate(diffs["depth"])
+    return {
+        "frames": len(images),
+        "in_focus_max_abs": float(f.max()),
+        "in_focus_mean_abs": float(f.mean()),
+        "depth_max_abs": float(d.max()),
+        "depth_mean_abs": float(d.mean()),
+    }

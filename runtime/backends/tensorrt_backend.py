@@ -1,0 +1,139 @@
+"""TensorRT backend: a serialized engine, pycuda page-locked/device buffers, two alternating sets.
+
+Follows the TensorRT 10/11 I/O-tensor API (set_tensor_address + execute_async_v3). Two buffer sets
+let the copy-in and compute of batch n+1 run on the GPU while the host decodes and draws batch n.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.backends.base import BackendError, Maps
+from runtime.engine_sidecar import EngineSidecar, mismatches, rebuild_hint
+from runtime.model_info import INPUT_NAME, OUTPUT_NAMES, ModelInfo
+
+
+def import_tensorrt() -> tuple[Any, Any]:
+    """(tensorrt, pycuda.driver) with a CUDA context made current, or a BackendError saying why not."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendError("TensorRT is not installed: pip install 'dbd-rt[trt]' on a machine with an NVIDIA GPU") from None
+    try:
+        import pycuda.driver as cuda
+
+        cuda.init()
+        if cuda.Device.count() == 0:
+            raise BackendError("no CUDA GPU is visible to pycuda")
+        import pycuda.autoinit  # noqa: F401  (creates and pushes the context for device 0)
+    except ImportError:
+        raise BackendError("pycuda is not installed: pip install 'dbd-rt[trt]'") from None
+    except Exception as exc:  # pycuda raises its own LogicError/RuntimeError without a GPU or driver
+        if isinstance(exc, BackendError):
+            raise
+        raise BackendError(f"no usable CUDA GPU ({type(exc).__name__}: {exc})") from None
+    return trt, cuda
+
+
+def current_gpu(cuda: Any) -> tuple[str, str]:
+    dev = cuda.Context.get_device()
+    major, minor = dev.compute_capability()
+    return dev.name(), f"{major}.{minor}"
+
+
+@dataclass
+class _BufferSet:
+    host_in: Any
+    dev_in: Any
+    host_out: dict[str, Any]
+    dev_out: dict[str, Any]
+    done: Any  # cuda.Event recorded after the device-to-host copies
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+    in_flight = 2
+
+    def __init__(self, path: Path, batch: int = 1) -> None:
+        trt, cuda = import_tensorrt()
+        self._cuda = cuda
+        path = Path(path)
+        sidecar = EngineSidecar.read(path)
+        gpu_name, capability = current_gpu(cuda)
+        problems = mismatches(sidecar, trt.__version__, gpu_name, capability)
+        if problems:
+            raise BackendError(f"{path}: engine does not fit this machine ({'; '.join(problems)}); {rebuild_hint(path)}")
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise BackendError(f"{path}: TensorRT could not deserialize the engine; {rebuild_hint(path)}")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        if INPUT_NAME not in names or any(n not in names for n in OUTPUT_NAMES):
+            raise BackendError(f"{path}: not a dbd-rt engine (tensors {names})")
+        shape = tuple(self.engine.get_tensor_shape(INPUT_NAME))
+        if any(d < 0 for d in shape):
+            # Dynamic engine: fix the shape at the profile's optimum for this session.
+            opt = sidecar.input_shapes[INPUT_NAME][1]
+            shape = (batch, *opt[1:])
+            self.context.set_input_shape(INPUT_NAME, shape)
+        self.input_shape = shape
+        self.input_size = (int(shape[1]), int(shape[2]))
+        self.device, self.precision = "cuda", sidecar.precision
+        self.info = ModelInfo(path, self.input_size, {"tensorrt": sidecar.tensorrt_version, "gpu": sidecar.gpu_name, "precision": sidecar.precision})
+        self.stream = cuda.Stream()
+        self._sets = [self._allocate(trt) for _ in range(self.in_flight)]
+        self._next = 0
+        self._pending: deque[_BufferSet] = deque()
+
+    def _allocate(self, trt: Any) -> _BufferSet:
+        cuda = self._cuda
+        host_in = cuda.pagelocked_empty(self.input_shape, dtype=np.uint8)
+        dev_in = cuda.mem_alloc(host_in.nbytes)
+        host_out, dev_out = {}, {}
+        for name in OUTPUT_NAMES:
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = trt.nptype(self.engine.get_tensor_dtype(name))
+            host_out[name] = cuda.pagelocked_empty(shape, dtype=dtype)
+            dev_out[name] = cuda.mem_alloc(host_out[name].nbytes)
+        return _BufferSet(host_in, dev_in, host_out, dev_out, cuda.Event())
+
+    def submit(self, frames: np.ndarray) -> None:
+        if len(self._pending) == self.in_flight:
+            raise BackendError("tensorrt backend: collect() before submitting more than two batches")
+        if frames.shape != self.input_shape:
+            raise BackendError(f"tensorrt backend: frames {frames.shape} do not match the engine's input {self.input_shape}")
+        buf = self._sets[self._next]
+        self._next = (self._next + 1) % self.in_flight
+        np.copyto(buf.host_in, frames)
+        cuda = self._cuda
+        cuda.memcpy_htod_async(buf.dev_in, buf.host_in, self.stream)
+        self.context.set_tensor_address(INPUT_NAME, int(buf.dev_in))
+        for name in OUTPUT_NAMES:
+            self.context.set_tensor_address(name, int(buf.dev_out[name]))
+        if not self.context.execute_async_v3(stream_handle=self.stream.handle):
+            raise BackendError("tensorrt backend: execute_async_v3 failed")
+        for name in OUTPUT_NAMES:
+            cuda.memcpy_dtoh_async(buf.host_out[name], buf.dev_out[name], self.stream)
+        buf.done.record(self.stream)
+        self._pending.append(buf)
+
+    def collect(self) -> Maps:
+        buf = self._pending.popleft()
+        buf.done.synchronize()
+        return tuple(buf.host_out[n].astype(np.float32, copy=True) for n in OUTPUT_NAMES)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.stream.synchronize()
+        self._pending.clear()
+        for buf in self._sets:
+            buf.dev_in.free()
+            for d in buf.dev_out.values():
+                d.free()
+        self._sets = []

@@ -1,0 +1,422 @@
+"""`dbd-rt`: live in-focus and depth maps for videos, cameras and photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from runtime.backends import Backend, BackendError, open_backend
+from runtime.model_info import ModelError, resolve_model
+from runtime.overlay import COLORMAPS, OverlayStyle, View
+from runtime.pipeline import FrameProcessor, Renderer, StageTimes
+from runtime.video_io import FrameReader, VideoError, VideoWriter, probe_video
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time defocus blur detection: what is in focus, and how deep the scene is.")
+err = Console(stderr=True, highlight=False)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class BackendName(str, Enum):
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    tensorrt = "tensorrt"
+    torch = "torch"
+
+
+Cmap = Enum("Cmap", {c: c for c in COLORMAPS}, type=str)  # type: ignore[misc]
+
+MODEL_OPT = typer.Option(None, "--model", "-m", help="An .onnx model, an .engine (TensorRT) or a .pt checkpoint (torch). Default: the embedded model.")
+BACKEND_OPT = typer.Option(BackendName.auto, help="Inference backend; auto = TensorRT for .engine, torch for .pt, else ONNX Runtime.")
+THREADS_OPT = typer.Option(0, help="CPU threads for inference (0 = all cores this process may use).")
+VIEW_OPT = typer.Option(View.overlay, help="overlay, side-by-side (frame | in-focus | depth), maps, or mask (in-focus contour).")
+ALPHA_OPT = typer.Option(0.5, min=0.0, max=1.0, help="Opacity of the heat map in the overlay view.")
+FOCUS_CMAP_OPT = typer.Option("inferno", help="Colour map of the in-focus map.")
+DEPTH_CMAP_OPT = typer.Option("viridis", help="Colour map of the depth map (near is bright).")
+HUD_OPT = typer.Option(True, "--hud/--no-hud", help="Draw fps and latency on the picture.")
+JSON_OPT = typer.Option(False, "--json", help="Print the summary as one JSON document on stdout.")
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class Session:
+    backend: Backend
+    style: OverlayStyle
+
+
+def open_session(model: Optional[Path], backend: BackendName, threads: int, style: OverlayStyle) -> Session:
+    try:
+        path = resolve_model(model)
+        be = open_backend(path, backend.value, threads=threads)
+    except (ModelError, BackendError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    detail = getattr(be, "provider", be.device)
+    threads_used = getattr(be, "threads", None)
+    size = "dynamic" if be.input_size is None else f"{be.input_size[0]}x{be.input_size[1]}"
+    err.print(f"backend: {be.name} ({detail}{f', {threads_used} threads' if threads_used else ''}, {be.precision}) model: {path.name} [{size}]")
+    return Session(be, style)
+
+
+def make_style(view: View, alpha: float, focus_cmap: Any, depth_cmap: Any, hud: bool) -> OverlayStyle:
+    return OverlayStyle(view=view, alpha=alpha, focus_cmap=_value(focus_cmap), depth_cmap=_value(depth_cmap), hud=hud)
+
+
+def _value(x: Any) -> str:
+    return x.value if isinstance(x, Enum) else str(x)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output_path(out: Path, inputs: list[Path]) -> None:
+    """Refuse, before any work, an output that is an input or sits in a missing folder."""
+    for i in inputs:
+        if _same_file(i, out):
+            raise fail(f"{out}: the output would overwrite the input; choose another --out")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise fail(f"{out}: the output folder {parent} does not exist")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:.1f} fps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def summary_line(frames: int, seconds: float, stages: dict[str, float]) -> str:
+    per_stage = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+    fps = frames / seconds if seconds > 0 else 0.0
+    return f"{frames} frames in {seconds:.1f} s: {fps:.1f} fps end to end; mean ms per frame: {per_stage}"
+
+
+@app.command()
+def video(
+    source: Path = typer.Argument(..., help="Input video file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output video (.mp4, H.264; written to a temporary name and renamed when complete)."),
+    model: Optional[Path] = MODEL_OPT,
+    backend: BackendName = BACKEND_OPT,
+    threads: int = THREADS_OPT,
+    view: View = VIEW_OPT,
+    alpha: float = ALPHA_OPT,
+    focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
+    depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
+    hud: bool = HUD_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Process every frame of a video and write the chosen view, with the input's audio."""
+    try:
+        probe = probe_video(source)
+    except VideoError as exc:
+        raise fail(str(exc)) from None
+    check_output_path(out, [source])
+    if probe.rate_fallback:
+        err.print(f"[yellow]warning:[/] {source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
+    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud))
+    summary = run_video(probe, out, session)
+    if json_out:
+        print(json.dumps(summary))
+    if summary["interrupted"]:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def run_video(probe: Any, out: Path, session: Session) -> dict[str, Any]:
+    """Decode -> infer -> draw -> encode, with decode and encode in their own threads."""
+    times = StageTimes()
+    processor = FrameProcessor(session.backend, times)
+    renderer = Renderer(session.style, times)
+    reader = FrameReader(probe).start()
+    panels = session.style.view.panels
+    try:
+        writer = VideoWriter(out, probe.rate, probe.width * panels, probe.height, reader.audio_stream, reader.audio)
+    except Exception as exc:
+        reader.close()
+        raise fail(f"{out}: cannot create the output ({exc})") from None
+    if not writer.is_h264:
+        err.print(f"[yellow]warning:[/] no H.264 encoder in this FFmpeg build; writing {writer.codec} instead")
+    if writer.padded:
+        err.print(f"[yellow]note:[/] {probe.width * panels}x{probe.height} is odd-sized; padded to {writer.width}x{writer.height} for H.264")
+    frames, interrupted = 0, False
+    t0 = time.perf_counter()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(probe.path.name, total=probe.frames or None, fps=0.0)
+            try:
+                for frame in reader:
+                    for result in processor.push(frame):
+                        writer.write(renderer(result))
+                        frames += 1
+                    progress.update(task, completed=frames, fps=frames / (time.perf_counter() - t0))
+                for result in processor.drain():
+                    writer.write(renderer(result))
+                    frames += 1
+            except KeyboardInterrupt:
+                interrupted = True
+                for result in processor.drain():
+                    writer.write(renderer(result))
+                    frames += 1
+            progress.update(task, completed=frames, total=frames)
+        written = writer.finish()
+    except VideoError as exc:
+        writer.abort()
+        raise fail(str(exc)) from None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        reader.close()
+        session.backend.close()
+    seconds = time.perf_counter() - t0
+    times.add("decode", reader.decode_ms[:frames])
+    times.add("encode", writer.encode_ms)
+    stages = times.mean()
+    if interrupted:
+        err.print(f"[yellow]interrupted:[/] finished {written} cleanly with the {frames} frames done so far")
+    err.print(summary_line(frames, seconds, stages))
+    err.print(f"wrote {written} ({writer.codec}, {float(probe.rate):g} fps, {writer.width}x{writer.height}{', audio copied' if probe.has_audio else ''})")
+    return {
+        "input": str(probe.path),
+        "output": str(written),
+        "frames": frames,
+        "seconds": seconds,
+        "fps": frames / seconds if seconds else 0.0,
+        "stages_ms": stages,
+        "codec": writer.codec,
+        "interrupted": interrupted,
+        "backend": session.backend.name,
+    }
+
+
+def _camera_source(device: str) -> int | str:
+    return int(device) if device.isdigit() else device
+
+
+@app.command()
+def webcam(
+    device: str = typer.Option("0", help="Camera index (0) or device path (/dev/video0)."),
+    width: int = typer.Option(0, help="Requested capture width (0 = camera default)."),
+    height: int = typer.Option(0, help="Requested capture height (0 = camera default)."),
+    fps: float = typer.Option(0.0, help="Requested capture frame rate (0 = camera default)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also record the view to this .mp4."),
+    show: bool = typer.Option(True, "--show/--no-show", help="Show a window; --no-show runs headless."),
+    max_frames: int = typer.Option(0, help="Stop after this many frames (0 = until q/Esc or Ctrl-C)."),
+    snapshot_dir: Path = typer.Option(Path("."), help="Where the s key saves snapshots."),
+    model: Optional[Path] = MODEL_OPT,
+    backend: BackendName = BACKEND_OPT,
+    threads: int = THREADS_OPT,
+    view: View = VIEW_OPT,
+    alpha: float = ALPHA_OPT,
+    focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
+    depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
+    hud: bool = HUD_OPT,
+) -> None:
+    """Live view of a camera. Keys: q/Esc quit, v next view, space pause, s snapshot."""
+    from dataclasses import replace
+
+    from runtime.capture import LatestFrameCapture
+
+    src = _camera_source(device)
+    cam = cv2.VideoCapture(src)
+    if not cam.isOpened():
+        raise fail(f"cannot open camera {device}" + (f" (/dev/video{device})" if isinstance(src, int) else ""))
+    for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height), (cv2.CAP_PROP_FPS, fps)):
+        if value:
+            cam.set(prop, value)
+    if out is not None:
+        check_output_path(out, [])
+    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud))
+    times = StageTimes()
+    processor = FrameProcessor(session.backend, times)
+    renderer = Renderer(session.style, times)
+    capture = LatestFrameCapture(cam).start()
+    writer: VideoWriter | None = None
+    frames, paused, last = 0, False, None
+    rate = cam.get(cv2.CAP_PROP_FPS) or 30.0
+    try:
+        while not max_frames or frames < max_frames:
+            if not paused:
+                frame = capture.latest()
+                if frame is None:
+                    raise fail(f"camera {device} stopped delivering frames")
+                result = processor.process(frame)
+                image = renderer(result, session.style.view.value)
+                last = image
+                if out is not None:
+                    if writer is None:
+                        from fractions import Fraction
+
+                        writer = VideoWriter(out, Fraction(rate).limit_denominator(1001), image.shape[1], image.shape[0])
+                    if image.shape[:2] != (writer.height, writer.width):  # the view changed (v): keep the file's size
+                        image = cv2.resize(image, (writer.width, writer.height), interpolation=cv2.INTER_AREA)
+                    writer.write(image)
+                frames += 1
+            if show and last is not None:
+                cv2.imshow("dbd-rt", last)
+                key = cv2.waitKey(1) & 0xFF
+                if key in (ord("q"), 27):
+                    break
+                if key == ord("v"):
+                    renderer.style = replace(renderer.style, view=renderer.style.view.next())
+                elif key == ord(" "):
+                    paused = not paused
+                elif key == ord("s") and last is not None:
+                    snap = snapshot_dir / f"dbd-rt-{time.strftime('%Y%m%d-%H%M%S')}-{frames:05d}.png"
+                    cv2.imwrite(str(snap), last)
+                    err.print(f"saved {snap}")
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+    finally:
+        capture.stop()
+        if show:
+            cv2.destroyAllWindows()
+        if writer is not None:
+            err.print(f"recorded {writer.finish()}")
+        session.backend.close()
+    err.print(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.mean().items()))
+
+
+def collect_images(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise fail(f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise fail(f"{p}: file not found")
+    return files
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """cv2.imwrite to a temporary name, then rename: never a half-written file at `path`."""
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    if not cv2.imwrite(str(tmp), image):
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path}: could not write the image")
+    os.replace(tmp, path)
+
+
+@app.command()
+def image(
+    paths: list[Path] = typer.Argument(..., help="Photos, or folders of photos."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the rendered views (STEM_VIEW.png); created if missing."),
+    save_maps: Optional[Path] = typer.Option(None, help="Also write STEM.png (8-bit in-focus, 255 = in focus) and STEM_depth.png (16-bit, 0 = near) at native size here."),
+    model: Optional[Path] = MODEL_OPT,
+    backend: BackendName = BACKEND_OPT,
+    threads: int = THREADS_OPT,
+    view: View = VIEW_OPT,
+    alpha: float = ALPHA_OPT,
+    focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
+    depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Run the model on photos at their native size and save the chosen view (and the raw maps)."""
+    files = collect_images(paths)
+    for folder in (out, save_maps):
+        if folder is not None:
+            if folder.exists() and not folder.is_dir():
+                raise fail(f"{folder}: exists and is not a folder")
+            if not folder.parent.is_dir():
+                raise fail(f"{folder}: the parent folder {folder.parent} does not exist")
+    style = make_style(view, alpha, focus_cmap, depth_cmap, hud=False)
+    session = open_session(model, backend, threads, style)
+    out.mkdir(exist_ok=True)
+    if save_maps is not None:
+        save_maps.mkdir(exist_ok=True)
+    times = StageTimes()
+    processor = FrameProcessor(session.backend, times)
+    renderer = Renderer(style, times)
+    failed, written = [], []
+    for f in files:
+        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        if img is None or img.dtype != np.uint8:
+            failed.append(f)
+            err.print(f"[red]error:[/] {f}: unreadable or not an 8-bit image")
+            continue
+        result = processor.process(img)
+        targets = [(out / f"{f.stem}_{view.value}.png", renderer(result))]
+        if save_maps is not None:
+            targets.append((save_maps / f"{f.stem}.png", np.clip(result.in_focus * 255 + 0.5, 0, 255).astype(np.uint8)))
+            targets.append((save_maps / f"{f.stem}_depth.png", (np.clip(result.depth, 0, 1) * 65535 + 0.5).astype(np.uint16)))
+        for path, pic in targets:
+            if any(_same_file(i, path) for i in files):
+                raise fail(f"{path}: would overwrite an input photo; choose another folder")
+            write_image(path, pic)
+            written.append(str(path))
+    session.backend.close()
+    err.print(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.mean().items()))
+    if json_out:
+        print(json.dumps({"images": len(files), "failed": [str(f) for f in failed], "written": written}))
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def info(
+    model: Optional[Path] = MODEL_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """The model in use, its metadata, and the backends this machine offers."""
+    from runtime.backends import available_backends, choose_backend
+
+    try:
+        path = resolve_model(model)
+        if choose_backend(path) == "onnxruntime":
+            from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+            described = OnnxRuntimeBackend(path, threads=1).info.describe()
+        else:
+            described = {"path": str(path), "metadata": {}}
+            sidecar = path.with_suffix(".json")
+            if sidecar.is_file():
+                described["metadata"] = json.loads(sidecar.read_text())
+    except (ModelError, BackendError) as exc:
+        raise fail(str(exc)) from None
+    doc = {"model": described, "backends": available_backends()}
+    if json_out:
+        print(json.dumps(doc, indent=2))
+        return
+    out = Console(highlight=False)
+    out.print(f"[bold]model[/] {described['path']}")
+    if described.get("input_size"):
+        out.print(f"  input size: {described['input_size']}")
+    for k, v in described.get("metadata", {}).items():
+        out.print(f"  {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    out.print("[bold]backends[/]")
+    for k, v in doc["backends"].items():
+        out.print(f"  {k}: {v}")
+
+
+if __name__ == "__main__":
+    app()

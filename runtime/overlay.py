@@ -1,0 +1,119 @@
+"""Drawing the maps: colour maps, the four views and the HUD. Pure numpy/OpenCV on BGR uint8."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import cv2
+import numpy as np
+
+COLORMAPS = {
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "turbo": cv2.COLORMAP_TURBO,
+    "jet": cv2.COLORMAP_JET,
+    "plasma": cv2.COLORMAP_PLASMA,
+    "gray": None,
+}
+
+
+class View(str, Enum):
+    overlay = "overlay"
+    side_by_side = "side-by-side"
+    maps = "maps"
+    mask = "mask"
+
+    @property
+    def panels(self) -> int:
+        """How many frame-sized panels wide the view is."""
+        return {View.overlay: 1, View.side_by_side: 3, View.maps: 2, View.mask: 1}[self]
+
+    def next(self) -> "View":
+        members = list(View)
+        return members[(members.index(self) + 1) % len(members)]
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    view: View = View.overlay
+    alpha: float = 0.5
+    focus_cmap: str = "inferno"
+    depth_cmap: str = "viridis"
+    hud: bool = True
+
+
+def to_bgr(frame: np.ndarray) -> np.ndarray:
+    """Any 8-bit frame (grey, grey+1, BGR, BGRA) as contiguous BGR."""
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    channels = frame.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(frame[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if channels == 3:
+        return np.ascontiguousarray(frame)
+    raise ValueError(f"unsupported frame with {channels} channels")
+
+
+def colorize(values: np.ndarray, cmap: str) -> np.ndarray:
+    """A [0, 1] float map as a BGR image through a named colour map."""
+    if cmap not in COLORMAPS:
+        raise ValueError(f"unknown colour map {cmap!r}; choose one of {', '.join(COLORMAPS)}")
+    u8 = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    code = COLORMAPS[cmap]
+    return cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR) if code is None else cv2.applyColorMap(u8, code)
+
+
+def depth_display(depth: np.ndarray) -> np.ndarray:
+    """Depth (0 near, 1 far) as shown: near bright, which reads naturally next to the focus map."""
+    return 1.0 - np.clip(depth, 0.0, 1.0)
+
+
+def adaptive_mask(in_focus: np.ndarray) -> np.ndarray:
+    """The in-focus region at the metric's adaptive threshold, 1.5 x the map's mean."""
+    return in_focus >= min(1.5 * float(in_focus.mean()), 1.0)
+
+
+def overlay_view(frame: np.ndarray, in_focus: np.ndarray, alpha: float, cmap: str) -> np.ndarray:
+    """The focus heat map blended onto the frame, weighted by the in-focus probability itself."""
+    heat = colorize(in_focus, cmap).astype(np.float32)
+    w = (alpha * np.clip(in_focus, 0, 1))[..., None]
+    return (frame.astype(np.float32) * (1 - w) + heat * w).astype(np.uint8)
+
+
+def mask_view(frame: np.ndarray, in_focus: np.ndarray) -> np.ndarray:
+    """Out-of-focus area dimmed, the in-focus region outlined."""
+    region = adaptive_mask(in_focus).astype(np.uint8)
+    out = frame.copy()
+    out[region == 0] = (out[region == 0] * 0.45).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    thickness = max(1, round(min(frame.shape[:2]) / 240))
+    cv2.drawContours(out, contours, -1, (0, 255, 255), thickness, cv2.LINE_AA)
+    return out
+
+
+def render(frame: np.ndarray, in_focus: np.ndarray, depth: np.ndarray, style: OverlayStyle) -> np.ndarray:
+    """The chosen view for one frame; maps must already be at the frame's size."""
+    if style.view is View.overlay:
+        return overlay_view(frame, in_focus, style.alpha, style.focus_cmap)
+    if style.view is View.mask:
+        return mask_view(frame, in_focus)
+    focus_panel = colorize(in_focus, style.focus_cmap)
+    depth_panel = colorize(depth_display(depth), style.depth_cmap)
+    if style.view is View.maps:
+        return np.hstack([focus_panel, depth_panel])
+    return np.hstack([frame, focus_panel, depth_panel])
+
+
+def draw_hud(image: np.ndarray, fps: float, latency_ms: float, label: str = "") -> np.ndarray:
+    """fps and latency in the top-left corner, drawn in place."""
+    text = f"{fps:5.1f} fps  {latency_ms:5.1f} ms" + (f"  {label}" if label else "")
+    scale = max(0.4, image.shape[0] / 900)
+    thick = max(1, round(scale * 2))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(image, (0, 0), (tw + 12, th + base + 12), (0, 0, 0), -1)
+    cv2.putText(image, text, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return image

@@ -1,0 +1,136 @@
+"""Frames to maps to pictures: resize, infer, upsample, draw; with per-stage timing."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from runtime.backends import Backend
+from runtime.overlay import OverlayStyle, draw_hud, render, to_bgr
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds per frame for each stage, kept whole so medians and means can both be read."""
+
+    ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage].append((time.perf_counter() - t0) * 1000)
+
+    def add(self, stage: str, values: list[float]) -> None:
+        self.ms[stage].extend(values)
+
+    def mean(self) -> dict[str, float]:
+        return {k: float(np.mean(v)) for k, v in self.ms.items() if v}
+
+
+def model_size_for(frame_shape: tuple[int, int], backend: Backend, default: int = 320) -> tuple[int, int]:
+    """The network input size: the engine's own, or for a dynamic graph `default` on the short side
+    with the long side scaled by the aspect ratio and rounded to the network's stride (32)."""
+    if backend.input_size is not None:
+        return backend.input_size
+    h, w = frame_shape
+    scale = default / min(h, w)
+    return max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
+
+
+def resize_for_model(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    interp = cv2.INTER_AREA if frame.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(frame, (w, h), interpolation=interp)
+
+
+def upsample(map_: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A (h, w) model-size map to the frame's (H, W), bilinear, as float32."""
+    return cv2.resize(map_.astype(np.float32, copy=False), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass
+class FrameResult:
+    frame: np.ndarray  # BGR at native size
+    in_focus: np.ndarray  # float32 [0, 1] at native size, 1 = in focus
+    depth: np.ndarray  # float32 at native size, 0 = near
+
+
+class FrameProcessor:
+    """Runs frames through a backend keeping up to `backend.in_flight` batches queued.
+
+    `push` hands in a frame and returns the results that became ready (in order); `drain` returns
+    the rest. With a synchronous backend each push returns its own frame's result.
+    """
+
+    def __init__(self, backend: Backend, times: StageTimes | None = None, imgsz: int = 320) -> None:
+        self.backend = backend
+        self.times = times or StageTimes()
+        self.imgsz = imgsz
+        self._pending: list[np.ndarray] = []
+
+    def push(self, frame: np.ndarray) -> list[FrameResult]:
+        frame = to_bgr(frame)
+        with self.times.time("preprocess"):
+            batch = resize_for_model(frame, model_size_for(frame.shape[:2], self.backend, self.imgsz))[None]
+        with self.times.time("infer"):
+            self.backend.submit(batch)
+        self._pending.append(frame)
+        out = []
+        while len(self._pending) >= max(1, self.backend.in_flight):
+            out.append(self._collect())
+        return out
+
+    def drain(self) -> list[FrameResult]:
+        return [self._collect() for _ in range(len(self._pending))]
+
+    def _collect(self) -> FrameResult:
+        frame = self._pending.pop(0)
+        with self.times.time("infer"):
+            in_focus, depth = self.backend.collect()
+        with self.times.time("postprocess"):
+            shape = frame.shape[:2]
+            f = np.clip(upsample(in_focus[0, 0], shape), 0.0, 1.0)
+            d = upsample(depth[0, 0], shape)
+        return FrameResult(frame, f, d)
+
+    def process(self, frame: np.ndarray) -> FrameResult:
+        """One frame, synchronously."""
+        results = self.push(frame) + self.drain()
+        return results[0]
+
+
+class Renderer:
+    """Draws the chosen view and the HUD, with a smoothed fps and latency."""
+
+    def __init__(self, style: OverlayStyle, times: StageTimes) -> None:
+        self.style = style
+        self.times = times
+        self._fps = 0.0
+        self._last = time.perf_counter()
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        dt = now - self._last
+        self._last = now
+        if dt > 0:
+            self._fps = 1 / dt if self._fps == 0 else 0.9 * self._fps + 0.1 / dt
+
+    def __call__(self, result: FrameResult, label: str = "") -> np.ndarray:
+        with self.times.time("overlay"):
+            image = render(result.frame, result.in_focus, result.depth, self.style)
+            if self.style.hud:
+                self.tick()
+                latency = sum(v[-1] for k, v in self.times.ms.items() if k in ("preprocess", "infer", "postprocess") and v)
+                draw_hud(image, self._fps, latency, label)
+        return image

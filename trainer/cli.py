@@ -1,0 +1,119 @@
+"""`dbd-train`: train the defocus-and-depth network."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from trainer.config import BACKBONES, DECODER_PRESETS
+
+app = typer.Typer(add_completion=False, help="Train the defocus blur detection network with depth distillation.")
+err = Console(stderr=True)
+
+Backbone = Enum("Backbone", {b: b for b in BACKBONES}, type=str)  # type: ignore[misc]
+Decoder = Enum("Decoder", {d: d for d in DECODER_PRESETS}, type=str)  # type: ignore[misc]
+
+
+class Polarity(str, Enum):
+    white = "white"
+    black = "black"
+
+
+class Near(str, Enum):
+    high = "high"
+    low = "low"
+
+
+class Pretrained(str, Enum):
+    imagenet = "imagenet"
+    none = "none"
+
+
+@app.command()
+def main(
+    data: Optional[Path] = typer.Option(None, help="Dataset folder with images/ and masks/ paired by file stem."),
+    synthetic: int = typer.Option(0, help="Render N synthetic thin-lens scenes instead of --data (true depth is the teacher)."),
+    mask_in_focus: Polarity = typer.Option(Polarity.white, help="Mask colour that means in focus (CUHK originals: black)."),
+    train_list: Optional[Path] = typer.Option(None, help="File of training stems, one per line."),
+    val_list: Optional[Path] = typer.Option(None, help="File of validation stems, one per line."),
+    val_fraction: float = typer.Option(0.1, help="Seeded validation share when no --val-list is given."),
+    skip_bad: bool = typer.Option(False, help="Skip unreadable or mismatched files with a counted warning instead of stopping."),
+    teacher: Optional[Path] = typer.Option(None, help="ONNX monocular depth model to distil from (maps cached on disk)."),
+    teacher_near: Near = typer.Option(Near.low, help="Which end of the teacher's output is near (pydnetpp: low)."),
+    teacher_cache: Path = typer.Option(Path(".cache/teacher"), help="Folder for cached teacher maps."),
+    backbone: Backbone = typer.Option("tf_efficientnet_lite0", help="Encoder backbone."),  # type: ignore[valid-type]
+    decoder: Decoder = typer.Option("realtime", help="Decoder widths preset: realtime or the paper's."),  # type: ignore[valid-type]
+    pretrained: Pretrained = typer.Option(Pretrained.imagenet, help="Encoder init: ImageNet weights or none (random)."),
+    epochs: int = typer.Option(30, help="Training epochs."),
+    batch: int = typer.Option(6, help="Batch size per process."),
+    lr: float = typer.Option(0.005, help="SGD learning rate (poly decay after a short warm-up)."),
+    momentum: float = typer.Option(0.9, help="SGD momentum."),
+    weight_decay: float = typer.Option(5e-4, help="Weight decay on conv/linear weights (not on norms and biases)."),
+    gamma: float = typer.Option(0.1, help="Weight of the depth distillation loss; 0 trains without distillation."),
+    alpha: float = typer.Option(1.0, help="Weight of each defocus side output."),
+    beta: float = typer.Option(1.0, help="Weight of each depth side output."),
+    imgsz: int = typer.Option(320, help="Square training and validation input size."),
+    seed: int = typer.Option(0, help="Seed for split, init, order and augmentation."),
+    workers: int = typer.Option(0, help="DataLoader worker processes."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    amp: bool = typer.Option(True, help="Mixed precision on CUDA (ignored on CPU)."),
+    max_steps_per_epoch: int = typer.Option(0, help="Cap on steps per epoch (0 = all); for smoke runs."),
+    out: Path = typer.Option(Path("runs/train"), help="Run folder: config.json, last.pt, best.pt, metrics.jsonl."),
+    resume: Optional[Path] = typer.Option(None, help="Run folder (or last.pt) to continue exactly where it stopped."),
+    json_out: bool = typer.Option(False, "--json", help="Print the final epoch's record as JSON on stdout."),
+) -> None:
+    """Train; see README for the recipe of the shipped model."""
+    from trainer.data import DatasetError
+    from trainer.encoder import PretrainedWeightsUnavailable
+    from trainer.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        out=str(out),
+        data=str(data) if data else None,
+        synthetic=synthetic,
+        mask_in_focus=mask_in_focus.value,
+        train_list=str(train_list) if train_list else None,
+        val_list=str(val_list) if val_list else None,
+        val_fraction=val_fraction,
+        skip_bad=skip_bad,
+        teacher=str(teacher) if teacher else None,
+        teacher_near=teacher_near.value,
+        teacher_cache=str(teacher_cache),
+        backbone=backbone.value,
+        decoder=decoder.value,
+        pretrained=pretrained is Pretrained.imagenet,
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        gamma=gamma,
+        alpha=alpha,
+        beta=beta,
+        imgsz=imgsz,
+        seed=seed,
+        workers=workers,
+        device=device,
+        amp=amp,
+        max_steps_per_epoch=max_steps_per_epoch,
+    )
+    if resume is not None:
+        saved = resume / "config.json" if resume.is_dir() else resume.parent / "config.json"
+        if saved.is_file():
+            cfg = TrainConfig(**json.loads(saved.read_text())["train"])
+    try:
+        summary = train(cfg, resume=resume, console=err)
+    except (DatasetError, PretrainedWeightsUnavailable, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if json_out:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,431 @@
+"""The training loop: data, teacher maps, SGD with poly decay, validation, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from runtime.metrics import DatasetScores, ScoreAccumulator
+from trainer.config import ModelConfig
+from trainer.data import AugmentConfig, MaskPolarity, Sample, augment, dataset_hash, find_pairs, load_samples, read_names, resize_to, seeded_split
+from trainer.losses import LossWeights, total_loss
+from trainer.model import DefocusDepthNet, normalise_rgb
+from trainer.synthetic import synthetic_samples
+from trainer.teacher import OnnxDepthTeacher, TeacherConfig, image_key
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out: str = "runs/train"
+    data: str | None = None
+    synthetic: int = 0
+    mask_in_focus: MaskPolarity = "white"
+    train_list: str | None = None
+    val_list: str | None = None
+    val_fraction: float = 0.1
+    skip_bad: bool = False
+    teacher: str | None = None
+    teacher_near: str = "low"
+    teacher_cache: str = ".cache/teacher"
+    backbone: str = "tf_efficientnet_lite0"
+    decoder: str = "realtime"
+    pretrained: bool = True
+    epochs: int = 30
+    batch: int = 6
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_steps: int = 50
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 0.1
+    imgsz: int = 320
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+    max_steps_per_epoch: int = 0  # 0 = the whole epoch; smoke runs cap it
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig.preset(self.backbone, self.decoder)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class Prepared:
+    train: list[Sample]
+    val: list[Sample]
+    provenance: dict[str, Any]
+    warnings: list[str]
+
+
+def prepare_data(cfg: TrainConfig, console: Console) -> Prepared:
+    """Load the dataset (or render a synthetic one), split it and attach teacher depth maps."""
+    if cfg.synthetic:
+        samples = synthetic_samples(cfg.synthetic, cfg.seed)
+        train_stems, val_stems = seeded_split([s.stem for s in samples], cfg.val_fraction, cfg.seed)
+        by_stem = {s.stem: s for s in samples}
+        return Prepared(
+            [by_stem[s] for s in train_stems],
+            [by_stem[s] for s in val_stems],
+            {"kind": "synthetic", "count": cfg.synthetic, "seed": cfg.seed, "teacher": "true depth"},
+            [],
+        )
+    if not cfg.data:
+        raise ValueError("give --data DIR or --synthetic N")
+    root = Path(cfg.data)
+    if cfg.train_list:
+        train_names = read_names(Path(cfg.train_list))
+        val_names = read_names(Path(cfg.val_list)) if cfg.val_list else []
+        overlap = set(train_names) & set(val_names)
+        if overlap:
+            raise ValueError(f"{cfg.val_list}: {len(overlap)} names also in the training list, e.g. {sorted(overlap)[0]}")
+    else:
+        all_stems = [p.stem for p in find_pairs(root)]
+        if cfg.val_list:
+            val_names = read_names(Path(cfg.val_list))
+            train_names = [s for s in all_stems if s not in set(val_names)]
+        else:
+            train_names, val_names = seeded_split(all_stems, cfg.val_fraction, cfg.seed)
+    train_pairs, val_pairs = find_pairs(root, train_names), find_pairs(root, val_names) if val_names else []
+    train_report = load_samples(train_pairs, cfg.mask_in_focus, cfg.skip_bad)
+    val_report = load_samples(val_pairs, cfg.mask_in_focus, cfg.skip_bad) if val_pairs else None
+    warnings = train_report.skipped + (val_report.skipped if val_report else [])
+    train = train_report.samples
+    if cfg.teacher:
+        train = attach_teacher(train, {p.stem: p.image for p in train_pairs}, cfg, console)
+    provenance = {
+        "kind": "folder",
+        "root": str(root.resolve()),
+        "train": len(train),
+        "val": len(val_report.samples) if val_report else 0,
+        "val_names": [s.stem for s in val_report.samples] if val_report else [],
+        "sha256": dataset_hash(train_pairs + list(val_pairs)),
+        "mask_in_focus": cfg.mask_in_focus,
+    }
+    return Prepared(train, val_report.samples if val_report else [], provenance, warnings)
+
+
+def attach_teacher(samples: list[Sample], paths: dict[str, Path], cfg: TrainConfig, console: Console) -> list[Sample]:
+    teacher = OnnxDepthTeacher(TeacherConfig(Path(cfg.teacher), near=cfg.teacher_near), Path(cfg.teacher_cache))  # type: ignore[arg-type]
+    out = []
+    with _progress(console) as progress:
+        task = progress.add_task("teacher depth", total=len(samples), info="")
+        for s in samples:
+            d = teacher.depth_cached(s.image, image_key(paths[s.stem]))
+            h, w = s.image.shape[:2]
+            out.append(dataclasses.replace(s, depth=cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)))
+            progress.advance(task)
+    console.print(f"teacher {cfg.teacher}: {teacher.computed} maps computed, {len(samples) - teacher.computed} from cache")
+    return out
+
+
+class AugmentedDataset(torch.utils.data.Dataset):
+    """Training samples, augmented with a generator seeded by (seed, epoch, index): order-independent."""
+
+    def __init__(self, samples: Sequence[Sample], aug: AugmentConfig, seed: int) -> None:
+        self.samples, self.aug, self.seed, self.epoch = samples, aug, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s = self.samples[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        img, msk, dep = augment(s.image, s.in_focus, s.depth, self.aug, rng)
+        has = dep is not None
+        return {
+            "image": torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1),  # RGB uint8
+            "mask": torch.from_numpy(msk.astype(np.float32))[None],
+            "depth": torch.from_numpy(dep if has else np.zeros(msk.shape, np.float32))[None],
+            "has_depth": torch.tensor(has),
+        }
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int, batch: int) -> list[int]:
+    """This rank's shuffled indices for one epoch; every rank gets the same number of full batches."""
+    order = np.random.default_rng([seed, epoch, 7]).permutation(n).tolist()
+    per_rank = (n // world // batch) * batch
+    return order[rank::world][:per_rank]
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def model_input(images_bgr: Sequence[np.ndarray], size: int, backbone: str, device: torch.device) -> torch.Tensor:
+    """Whole photos squashed to size x size (the paper's protocol), normalised for the backbone."""
+    batch = np.stack([resize_to(im, (size, size))[..., ::-1] for im in images_bgr])
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2).float() / 255.0
+    return normalise_rgb(x, backbone)
+
+
+@torch.no_grad()
+def evaluate(net: DefocusDepthNet, samples: Sequence[Sample], size: int, device: torch.device, batch: int = 6) -> DatasetScores:
+    """Score the model on whole photos; predictions are resized back to each mask's native size."""
+    was_training = net.training
+    net.eval()
+    acc = ScoreAccumulator()
+    for i in range(0, len(samples), batch):
+        chunk = samples[i : i + batch]
+        in_focus, _ = net.predict(model_input([s.image for s in chunk], size, net.config.backbone, device))
+        for s, p in zip(chunk, in_focus.float().cpu().numpy()[:, 0]):
+            h, w = s.in_focus.shape
+            acc.add(np.clip(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1), s.in_focus)
+    net.train(was_training)
+    return acc.summary()
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by this trainer; weights_only=True never unpickles arbitrary objects."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: checkpoint not found") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable dbd-rt checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+        raise ValueError(f"{path}: not a dbd-rt checkpoint (no model / model_config entries)")
+    return ckpt
+
+
+def load_model(path: Path) -> tuple[DefocusDepthNet, dict[str, Any]]:
+    """Rebuild the network from a checkpoint (no ImageNet weights needed: they are in the state dict)."""
+    ckpt = load_checkpoint(path)
+    net = DefocusDepthNet(ModelConfig.from_dict(json.loads(ckpt["model_config"])), pretrained=False)
+    net.load_state_dict(ckpt["model"])
+    return net.eval(), ckpt
+
+
+# ---------------------------------------------------------------- loop
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then poly decay (power 0.9) to zero at the last step."""
+    warmup = min(cfg.warmup_steps, total // 5)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    return cfg.lr * (1 - min(step, total - 1) / total) ** 0.9
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    import timm
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__}
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+    """Train and return the final summary; writes the run folder on rank 0."""
+    console = console or Console(stderr=True)
+    device = pick_device(cfg.device)
+    info = init_distributed(device)
+    if device.type == "cuda" and info.world > 1:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    quiet = Console(quiet=True)
+    log = console if info.main else quiet
+
+    data = prepare_data(cfg, log)
+    for w in data.warnings:
+        log.print(f"[yellow]warning:[/] skipped {w}")
+    if data.warnings:
+        log.print(f"[yellow]{len(data.warnings)} bad files skipped[/]")
+    net = DefocusDepthNet(cfg.model_config(), pretrained=cfg.pretrained).to(device)
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+    )
+    start_epoch, step, best_f = 0, 0, -1.0
+    if resume is not None:
+        ckpt = load_checkpoint(resume / "last.pt" if resume.is_dir() else resume)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_epoch, step, best_f = int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt["best_f"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        log.print(f"resumed {resume} at epoch {start_epoch}, step {step}")
+    model: torch.nn.Module = net
+    if info.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    dataset = AugmentedDataset(data.train, AugmentConfig(size=cfg.imgsz), cfg.seed)
+    steps_per_epoch = len(epoch_order(len(dataset), cfg.seed, 0, info.rank, info.world, cfg.batch)) // cfg.batch
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(dataset)} training images are fewer than one batch of {cfg.batch} per process")
+    total_steps = steps_per_epoch * cfg.epochs
+    weights = LossWeights(cfg.alpha, cfg.beta, cfg.gamma)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    if info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        run_config = {
+            "train": dataclasses.asdict(cfg),
+            "model": cfg.model_config().to_dict(),
+            "data": data.provenance,
+            "versions": versions(),
+            "device": str(device),
+            "world_size": info.world,
+        }
+        (out / "config.json").write_text(json.dumps(run_config, indent=2))
+    model_config_json = json.dumps(cfg.model_config().to_dict())
+
+    summary: dict[str, Any] = {}
+    with _progress(log) as progress:
+        task = progress.add_task("train", total=total_steps, completed=step, info="")
+        for epoch in range(start_epoch, cfg.epochs):
+            dataset.epoch = epoch
+            order = epoch_order(len(dataset), cfg.seed, epoch, info.rank, info.world, cfg.batch)[: steps_per_epoch * cfg.batch]
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(dataset, order), batch_size=cfg.batch, shuffle=False, num_workers=cfg.workers, drop_last=True
+            )
+            model.train()
+            sums = {"loss": 0.0, "defocus": 0.0, "depth": 0.0}
+            t0, seen = time.perf_counter(), 0
+            for batch in loader:
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, total_steps, cfg)
+                x = normalise_rgb(batch["image"].to(device).float() / 255.0, cfg.backbone)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    outputs = model(x)
+                terms = total_loss(
+                    outputs,
+                    batch["mask"].to(device),
+                    batch["depth"].to(device),
+                    batch["has_depth"].to(device),
+                    weights,
+                )
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(terms.total).backward()
+                scaler.step(opt)
+                scaler.update()
+                if not math.isfinite(terms.total.item()):
+                    raise FloatingPointError(f"loss became {terms.total.item()} at step {step}; lower --lr")
+                step += 1
+                seen += x.shape[0] * info.world
+                sums["loss"] += terms.total.item()
+                sums["defocus"] += terms.defocus.item()
+                sums["depth"] += terms.depth.item()
+                n = step - epoch * steps_per_epoch
+                rate = seen / (time.perf_counter() - t0)
+                progress.update(
+                    task,
+                    advance=1,
+                    info=f"ep {epoch + 1}/{cfg.epochs} loss {sums['loss'] / n:.3f} (defocus {sums['defocus'] / n:.3f}, depth {sums['depth'] / n:.4f}) {rate:.1f} img/s",
+                )
+            epoch_time = time.perf_counter() - t0
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": step,
+                "lr": opt.param_groups[0]["lr"],
+                **{k: v / steps_per_epoch for k, v in sums.items()},
+                "images_per_s": seen / epoch_time,
+                "epoch_s": epoch_time,
+            }
+            if info.main:
+                if data.val:
+                    scores = evaluate(net, data.val, cfg.imgsz, device)
+                    record.update({f"val_{k}": v for k, v in scores.as_dict().items()})
+                    is_best = scores.f_beta > best_f
+                    best_f = max(best_f, scores.f_beta)
+                else:
+                    is_best = True
+                payload = {
+                    "version": CHECKPOINT_VERSION,
+                    "model": net.state_dict(),
+                    "model_config": model_config_json,
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "best_f": best_f,
+                    "torch_rng": torch.get_rng_state(),
+                    "metrics": json.dumps(record),
+                }
+                save_checkpoint(out / "last.pt", payload)
+                if is_best:
+                    save_checkpoint(out / "best.pt", {k: payload[k] for k in ("version", "model", "model_config", "epoch", "metrics")})
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                val = f" val MAE {record['val_mae']:.4f} F-beta {record['val_f_beta']:.4f}" if data.val else ""
+                progress.console.print(
+                    f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}{val} "
+                    f"{record['images_per_s']:.1f} img/s {epoch_time:.0f}s{' (best)' if is_best and data.val else ''}"
+                )
+            if info.world > 1:
+                dist.barrier()
+            summary = record
+    if info.world > 1:
+        dist.destroy_process_group()
+    return summary
