@@ -1,8 +1,217 @@
-import typer
+"""`dbd-bench`: speed (fps) and accuracy (eval), measured the same way every time."""
 
-app = typer.Typer(add_completion=False)
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from runtime.backends import Backend, BackendError, open_backend
+from runtime.model_info import DEFAULT_MODEL, ModelError, resolve_model
+from runtime.overlay import View
+from runtime.video_io import VideoError, probe_video
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SAMPLE_CLIP = DEFAULT_MODEL.parent.parent / "samples" / "cuhk_pan.mp4"
+DEFAULT_CHECKPOINT = DEFAULT_MODEL.parent / "dbd_lite0_320.pt"
+
+
+class Polarity(str, Enum):
+    white = "white"
+    black = "black"
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+def _model_for(backend: str, model: Optional[Path], checkpoint: Path) -> Path:
+    """The file each backend reads: torch a checkpoint, the others the model given (or the default)."""
+    return checkpoint if backend == "torch" else resolve_model(model)
+
+
+def _synthetic_clip(spec: str, folder: Path, frames: int = 150) -> Path:
+    from bench.clips import synthetic_frames, write_clip
+
+    try:
+        w, h = (int(v) for v in spec.lower().split("x"))
+    except ValueError:
+        raise _fail(f"--synthetic takes WxH such as 640x480, got {spec!r}") from None
+    path = folder / f"synthetic_{w}x{h}.mp4"
+    write_clip(path, synthetic_frames(w - w % 2, h - h % 2, frames))
+    return path
 
 
 @app.command()
-def main() -> None:
-    """placeholder"""
+def fps(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model for onnxruntime/tensorrt (default: the embedded ONNX)."),
+    checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, help="Checkpoint for the torch backend (default: the shipped one)."),
+    backend: str = typer.Option("auto", help="One backend: auto, onnxruntime, tensorrt or torch."),
+    compare: Optional[str] = typer.Option(None, help="Comma-separated backends measured in one interleaved run, e.g. onnxruntime,torch; ratios are against the first."),
+    imgsz: int = typer.Option(320, help="Model input size for dynamic models (static ones use their own)."),
+    video: Optional[Path] = typer.Option(None, help="Video for the pipeline measurement (default: the bundled 640x480 sample clip)."),
+    synthetic: Optional[str] = typer.Option(None, help="Use a generated WxH clip (e.g. 640x480) instead of --video."),
+    view: View = typer.Option(View.side_by_side, help="View rendered in the pipeline measurement."),
+    warmup: int = typer.Option(20, help="Untimed network calls per backend before measuring."),
+    iters: int = typer.Option(100, help="Timed network calls per backend."),
+    threads: int = typer.Option(0, help="CPU threads per backend (0 = all available)."),
+    pipeline: bool = typer.Option(True, help="Also measure the full video pipeline (decode to encode)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout instead of the table."),
+    log: Optional[Path] = typer.Option(None, help="Append this run's JSON as one line to this file."),
+) -> None:
+    """Network latency (p50/p90/p99) and fps, per-stage ms and end-to-end fps of the video pipeline."""
+    from bench.fps import FpsConfig, network_latency, pipeline_stages, result_row
+    from bench.machine import machine_info
+    from runtime.backends import choose_backend
+
+    names = [b.strip() for b in compare.split(",")] if compare else [backend]
+    cfg = FpsConfig(warmup=warmup, iters=iters, imgsz=imgsz, view=view)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = _synthetic_clip(synthetic, Path(tmp)) if synthetic else (video or SAMPLE_CLIP)
+        backends: list[Backend] = []
+        try:
+            probe = probe_video(clip)
+            for name in names:
+                path = _model_for(name, model, checkpoint)
+                chosen = choose_backend(path, name)
+                backends.append(open_backend(path, chosen, threads=threads))
+                err.print(f"measuring {chosen} ({path.name})")
+            from runtime.video_io import FrameReader
+
+            reader = FrameReader(probe, threaded=False)
+            frame = next(iter(reader))
+            reader.close()
+            latencies = network_latency(backends, frame, cfg)
+            rows = []
+            for b, lat in zip(backends, latencies):
+                stages, seq_ms, e2e = pipeline_stages(b, clip, cfg) if pipeline else (None, None, None)
+                rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2]))
+        except (BackendError, ModelError, VideoError, FileNotFoundError, StopIteration) as exc:
+            raise _fail(str(exc) or f"{clip}: no frames") from None
+        finally:
+            for b in backends:
+                b.close()
+    base = rows[0]
+    for r in rows:
+        r["ratio_fps"] = r["fps"] / base["fps"]
+        r["ratio_e2e_fps"] = r["e2e_fps"] / base["e2e_fps"] if r["e2e_fps"] and base["e2e_fps"] else None
+    doc: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "video": {"path": str(clip), "width": probe.width, "height": probe.height, "fps": float(probe.rate), "view": view.value},
+        "results": rows,
+        "machine": machine_info(),
+    }
+    if log is not None:
+        with open(log, "a") as f:
+            f.write(json.dumps(doc) + "\n")
+    if json_out:
+        print(json.dumps(doc, indent=2))
+    else:
+        print_fps_table(doc)
+
+
+def print_fps_table(doc: dict[str, Any]) -> None:
+    con = Console()
+    m = doc["machine"]
+    con.print(f"[bold]machine[/] {m['cpu']} ({m['cores']} cores), GPU {m['gpu'] or 'none'}; onnxruntime {m['onnxruntime']}, torch {m['torch']}, TensorRT {m['tensorrt']}")
+    v = doc["video"]
+    con.print(f"[bold]pipeline[/] {Path(v['path']).name} {v['width']}x{v['height']} @ {v['fps']:g} fps, view {v['view']}")
+    t = Table(title="network alone")
+    for col in ("backend", "device", "precision", "imgsz", "fps", "p50 ms", "p90 ms", "p99 ms", "x first"):
+        t.add_column(col)
+    for r in doc["results"]:
+        lat = r["latency_ms"]
+        t.add_row(r["backend"], r["device"], r["precision"], r["imgsz"], f"{r['fps']:.1f}", f"{lat['p50']:.1f}", f"{lat['p90']:.1f}", f"{lat['p99']:.1f}", f"{r['ratio_fps']:.2f}")
+    con.print(t)
+    if doc["results"][0]["stages_ms"] is None:
+        return
+    t = Table(title="video pipeline (stage ms per frame from a single-threaded pass; e2e fps threaded)")
+    stage_names = list(doc["results"][0]["stages_ms"])
+    for col in ["backend", *stage_names, "sum", "e2e fps", "x first"]:
+        t.add_column(col)
+    for r in doc["results"]:
+        t.add_row(
+            r["backend"],
+            *[f"{r['stages_ms'][k]:.1f}" for k in stage_names],
+            f"{r['stages_total_ms']:.1f}",
+            f"{r['e2e_fps']:.1f}",
+            f"{r['ratio_e2e_fps']:.2f}" if r["ratio_e2e_fps"] else "-",
+        )
+    con.print(t)
+
+
+@app.command("eval")
+def eval_(
+    data: Path = typer.Option(..., help="Folder with images/ and masks/ paired by file stem."),
+    mask_in_focus: Polarity = typer.Option(Polarity.white, help="Mask colour that means in focus (CUHK originals: black)."),
+    names: Optional[Path] = typer.Option(None, help="File of stems to score, one per line (default: every pair)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to score (default: the embedded ONNX)."),
+    backend: str = typer.Option("auto", help="Backend for the model."),
+    imgsz: int = typer.Option(320, help="Model input size for dynamic models."),
+    baseline: Optional[str] = typer.Option(None, help="Also score a classical reference: hifst (needs the baseline extra)."),
+    plot: Optional[Path] = typer.Option(None, help="Write the precision-recall curve(s) to this PNG."),
+    per_image: Optional[Path] = typer.Option(None, help="Write per-image MAE, precision, recall, F-beta to this CSV."),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON on stdout."),
+) -> None:
+    """MAE, adaptive F-beta (mean P/R and per-image mean), max F and the PR curve at native mask size."""
+    from bench.evaluate import evaluate_folder, hifst_predictor, model_predictor, plot_pr
+    from trainer.data import DatasetError, find_pairs, read_names
+
+    try:
+        stems = read_names(names) if names else None
+        total = len(find_pairs(data, stems))
+        path = resolve_model(model)
+        be = open_backend(path, backend)
+    except (DatasetError, ModelError, BackendError) as exc:
+        raise _fail(str(exc)) from None
+    methods: dict[str, Any] = {f"dbd-rt ({path.name})": model_predictor(be, imgsz)}
+    if baseline:
+        if baseline != "hifst":
+            raise _fail(f"unknown baseline {baseline!r} (available: hifst)")
+        try:
+            methods["HiFST"] = hifst_predictor()
+        except RuntimeError as exc:
+            raise _fail(str(exc)) from None
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for label, predict in methods.items():
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            t0 = time.perf_counter()
+            try:
+                summary, _ = evaluate_folder(
+                    data, mask_in_focus.value, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task)
+                )
+            except DatasetError as exc:
+                raise _fail(str(exc)) from None
+            timings[label] = (time.perf_counter() - t0) / total
+        results[label] = summary
+    be.close()
+    if plot is not None:
+        plot_pr(results, plot)
+        err.print(f"wrote {plot}")
+    doc = {label: {**s.as_dict(), "seconds_per_image": timings[label]} for label, s in results.items()}
+    if json_out:
+        print(json.dumps(doc, indent=2))
+        return
+    t = Table(title=f"{data.name}: {total} images, native mask size")
+    for col in ("method", "MAE", "F-beta (mean P/R)", "F-beta (mean per image)", "max F", "precision", "recall", "s/image"):
+        t.add_column(col)
+    for label, d in doc.items():
+        t.add_row(label, f"{d['mae']:.4f}", f"{d['f_beta']:.4f}", f"{d['f_beta_mean']:.4f}", f"{d['max_f']:.4f}", f"{d['precision']:.4f}", f"{d['recall']:.4f}", f"{d['seconds_per_image']:.3f}")
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    app()

@@ -20,10 +20,11 @@ from runtime.backends import Backend, BackendError, open_backend
 from runtime.model_info import ModelError, resolve_model
 from runtime.overlay import COLORMAPS, OverlayStyle, View
 from runtime.pipeline import FrameProcessor, Renderer, StageTimes
-from runtime.video_io import FrameReader, VideoError, VideoWriter, probe_video
+from runtime.video_io import VideoError, VideoWriter, probe_video
+from runtime.video_job import process_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time defocus blur detection: what is in focus, and how deep the scene is.")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -149,70 +150,28 @@ def video(
 
 
 def run_video(probe: Any, out: Path, session: Session) -> dict[str, Any]:
-    """Decode -> infer -> draw -> encode, with decode and encode in their own threads."""
-    times = StageTimes()
-    processor = FrameProcessor(session.backend, times)
-    renderer = Renderer(session.style, times)
-    reader = FrameReader(probe).start()
-    panels = session.style.view.panels
-    try:
-        writer = VideoWriter(out, probe.rate, probe.width * panels, probe.height, reader.audio_stream, reader.audio)
-    except Exception as exc:
-        reader.close()
-        raise fail(f"{out}: cannot create the output ({exc})") from None
-    if not writer.is_h264:
-        err.print(f"[yellow]warning:[/] no H.264 encoder in this FFmpeg build; writing {writer.codec} instead")
-    if writer.padded:
-        err.print(f"[yellow]note:[/] {probe.width * panels}x{probe.height} is odd-sized; padded to {writer.width}x{writer.height} for H.264")
-    frames, interrupted = 0, False
-    t0 = time.perf_counter()
+    """The video job with a progress bar and a printed summary."""
     try:
         with _progress() as progress:
             task = progress.add_task(probe.path.name, total=probe.frames or None, fps=0.0)
-            try:
-                for frame in reader:
-                    for result in processor.push(frame):
-                        writer.write(renderer(result))
-                        frames += 1
-                    progress.update(task, completed=frames, fps=frames / (time.perf_counter() - t0))
-                for result in processor.drain():
-                    writer.write(renderer(result))
-                    frames += 1
-            except KeyboardInterrupt:
-                interrupted = True
-                for result in processor.drain():
-                    writer.write(renderer(result))
-                    frames += 1
-            progress.update(task, completed=frames, total=frames)
-        written = writer.finish()
+
+            def tick(frames: int, fps: float) -> None:
+                progress.update(task, completed=frames, fps=fps)
+
+            def announce(message: str) -> None:
+                err.print(f"[yellow]note:[/] {message}")
+
+            result = process_video(probe, out, session.backend, session.style, on_frame=tick, on_note=announce)
+            progress.update(task, completed=result.frames, total=result.frames)
     except VideoError as exc:
-        writer.abort()
         raise fail(str(exc)) from None
-    except BaseException:
-        writer.abort()
-        raise
     finally:
-        reader.close()
         session.backend.close()
-    seconds = time.perf_counter() - t0
-    times.add("decode", reader.decode_ms[:frames])
-    times.add("encode", writer.encode_ms)
-    stages = times.mean()
-    if interrupted:
-        err.print(f"[yellow]interrupted:[/] finished {written} cleanly with the {frames} frames done so far")
-    err.print(summary_line(frames, seconds, stages))
-    err.print(f"wrote {written} ({writer.codec}, {float(probe.rate):g} fps, {writer.width}x{writer.height}{', audio copied' if probe.has_audio else ''})")
-    return {
-        "input": str(probe.path),
-        "output": str(written),
-        "frames": frames,
-        "seconds": seconds,
-        "fps": frames / seconds if seconds else 0.0,
-        "stages_ms": stages,
-        "codec": writer.codec,
-        "interrupted": interrupted,
-        "backend": session.backend.name,
-    }
+    if result.interrupted:
+        err.print(f"[yellow]interrupted:[/] finished {result.output} cleanly with the {result.frames} frames done so far")
+    err.print(summary_line(result.frames, result.seconds, result.stages_ms))
+    err.print(f"wrote {result.output} ({result.codec}, {result.rate:g} fps, {result.width}x{result.height}{', audio copied' if result.audio else ''})")
+    return result.as_dict()
 
 
 def _camera_source(device: str) -> int | str:

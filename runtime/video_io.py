@@ -87,11 +87,14 @@ _END = object()
 class FrameReader:
     """Decodes in a thread into a bounded queue, so inference never waits on the decoder.
 
-    Audio packets are kept aside (unbounded: audio is small) for the writer to copy.
+    Audio packets are kept aside (unbounded: audio is small) for the writer to copy. With
+    `threaded=False` frames are decoded in the caller's thread instead (the bench uses this to time
+    stages that add up).
     """
 
-    def __init__(self, probe: VideoProbe, max_queue: int = 8) -> None:
+    def __init__(self, probe: VideoProbe, max_queue: int = 8, threaded: bool = True) -> None:
         self.probe = probe
+        self.threaded = threaded
         self.frames: queue.Queue = queue.Queue(max_queue)
         self.audio: queue.Queue = queue.Queue()
         self.audio_stream = None  # the input audio stream, template for the writer
@@ -106,8 +109,28 @@ class FrameReader:
         self._thread = threading.Thread(target=self._run, name="decode", daemon=True)
 
     def start(self) -> "FrameReader":
-        self._thread.start()
+        if self.threaded:
+            self._thread.start()
         return self
+
+    def _decode(self) -> Iterator[np.ndarray]:
+        streams = [self._video] + ([self.audio_stream] if self.audio_stream is not None else [])
+        try:
+            t0 = time.perf_counter()
+            for packet in self._container.demux(*streams):
+                if self._stop.is_set():
+                    return
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:
+                        self.audio.put(packet)
+                    continue
+                for frame in packet.decode():
+                    image = frame.to_ndarray(format="bgr24")
+                    self.decode_ms.append((time.perf_counter() - t0) * 1000)
+                    yield image
+                    t0 = time.perf_counter()
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{self.probe.path}: decoding failed ({_reason(exc)})") from None
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -119,28 +142,19 @@ class FrameReader:
         return False
 
     def _run(self) -> None:
-        streams = [self._video] + ([self.audio_stream] if self.audio_stream is not None else [])
         try:
-            t0 = time.perf_counter()
-            for packet in self._container.demux(*streams):
-                if self._stop.is_set():
-                    break
-                if packet.stream.type == "audio":
-                    if packet.dts is not None:
-                        self.audio.put(packet)
-                    continue
-                for frame in packet.decode():
-                    image = frame.to_ndarray(format="bgr24")
-                    self.decode_ms.append((time.perf_counter() - t0) * 1000)
-                    if not self._put(image):
-                        return
-                    t0 = time.perf_counter()
-        except Exception as exc:  # surfaced to the consumer, which names the file
-            self.error = VideoError(f"{self.probe.path}: decoding failed ({_reason(exc)})")
+            for image in self._decode():
+                if not self._put(image):
+                    return
+        except VideoError as exc:  # surfaced to the consumer
+            self.error = exc
         finally:
             self._put(_END)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if not self.threaded:
+            yield from self._decode()
+            return
         while True:
             item = self.frames.get()
             if item is _END:
@@ -151,7 +165,8 @@ class FrameReader:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self._container.close()
 
 
@@ -164,7 +179,15 @@ class VideoWriter:
     """H.264 (yuv420p) MP4 at a fixed frame rate, encoded in its own thread, with copied audio."""
 
     def __init__(
-        self, out: Path, rate: Fraction, width: int, height: int, audio_template=None, audio_packets: queue.Queue | None = None, max_queue: int = 8
+        self,
+        out: Path,
+        rate: Fraction,
+        width: int,
+        height: int,
+        audio_template=None,
+        audio_packets: queue.Queue | None = None,
+        max_queue: int = 8,
+        threaded: bool = True,
     ) -> None:
         self.out = Path(out)
         self.tmp = temporary_path(self.out)
@@ -181,8 +204,10 @@ class VideoWriter:
         self._audio_src = audio_packets
         self._audio_pending = None
         self._queue: queue.Queue = queue.Queue(max_queue)
+        self.threaded = threaded
         self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
-        self._thread.start()
+        if threaded:
+            self._thread.start()
 
     def _add_video_stream(self) -> str:
         for codec in (*H264_CODECS, FALLBACK_CODEC):
@@ -205,30 +230,35 @@ class VideoWriter:
     def write(self, image: np.ndarray) -> None:
         if self.error is not None:
             raise self.error
-        self._queue.put(image)
+        if self.threaded:
+            self._queue.put(image)
+        else:
+            self._encode(image)
 
     def _run(self) -> None:
         while True:
             image = self._queue.get()
             if image is None:
                 return
-            if self.error is not None:
-                continue
-            try:
-                t0 = time.perf_counter()
-                if self.padded:
-                    image = np.pad(image, ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0)), mode="edge")
-                frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-                frame.pts = self.frames_written
-                frame.time_base = 1 / self.rate
-                for packet in self._video_out.encode(frame):
-                    self._container.mux(packet)
-                self.frames_written += 1
-                # Audio goes in as the video advances, so the muxer never has to buffer a whole stream.
-                self._copy_audio(until_s=self.frames_written / float(self.rate))
-                self.encode_ms.append((time.perf_counter() - t0) * 1000)
-            except Exception as exc:
-                self.error = VideoError(f"{self.out}: encoding failed ({_reason(exc)})")
+            if self.error is None:
+                self._encode(image)
+
+    def _encode(self, image: np.ndarray) -> None:
+        try:
+            t0 = time.perf_counter()
+            if self.padded:
+                image = np.pad(image, ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = self.frames_written
+            frame.time_base = 1 / self.rate
+            for packet in self._video_out.encode(frame):
+                self._container.mux(packet)
+            self.frames_written += 1
+            # Audio goes in as the video advances, so the muxer never has to buffer a whole stream.
+            self._copy_audio(until_s=self.frames_written / float(self.rate))
+            self.encode_ms.append((time.perf_counter() - t0) * 1000)
+        except Exception as exc:
+            self.error = VideoError(f"{self.out}: encoding failed ({_reason(exc)})")
 
     def _copy_audio(self, until_s: float) -> None:
         """Mux the copied audio packets that start before `until_s` seconds; keep the rest for later."""
@@ -250,8 +280,9 @@ class VideoWriter:
 
     def finish(self) -> Path:
         """Flush the encoder, copy audio up to the last video frame, close and rename into place."""
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
         if self.error is not None:
             self.abort()
             raise self.error

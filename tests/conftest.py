@@ -2,3 +2,51 @@ import os
 
 # Tests share two cores with whatever else runs; one intra-op thread keeps them deterministic and fair.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised real-time network saved as a dbd-train checkpoint (no training)."""
+    torch = pytest.importorskip("torch")
+    from trainer.config import ModelConfig
+    from trainer.model import DefocusDepthNet
+    from trainer.train import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("tf_efficientnet_lite0", "realtime")
+    net = DefocusDepthNet(cfg, pretrained=False).eval()
+    # Random BN statistics would make every map flat; a forward pass in train mode gives real ones.
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(2, 3, 64, 64))
+    net.eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, {"version": 1, "model": net.state_dict(), "model_config": json.dumps(cfg.to_dict()), "epoch": 0, "metrics": "{}"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported at 64x64, the runtime's contract in miniature."""
+    from export.onnx_export import OnnxExportConfig, export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(tiny_checkpoint, out, OnnxExportConfig(imgsz=(64, 64)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def clip_with_audio(tmp_path_factory) -> Path:
+    """Twelve 96x64 frames at 25 fps with an AAC tone."""
+    from fractions import Fraction
+
+    from bench.clips import synthetic_frames, write_clip
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_clip(path, synthetic_frames(96, 64, 12), rate=Fraction(25))
+    return path

@@ -13,7 +13,7 @@ from rich.console import Console
 from trainer.config import BACKBONES, DECODER_PRESETS
 
 app = typer.Typer(add_completion=False, help="Train the defocus blur detection network with depth distillation.")
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Backbone = Enum("Backbone", {b: b for b in BACKBONES}, type=str)  # type: ignore[misc]
 Decoder = Enum("Decoder", {d: d for d in DECODER_PRESETS}, type=str)  # type: ignore[misc]
@@ -63,6 +63,7 @@ def main(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(True, help="Mixed precision on CUDA (ignored on CPU)."),
     max_steps_per_epoch: int = typer.Option(0, help="Cap on steps per epoch (0 = all); for smoke runs."),
+    stop_after_epochs: int = typer.Option(0, help="End this invocation after N epochs (0 = run to --epochs); continue with --resume."),
     out: Path = typer.Option(Path("runs/train"), help="Run folder: config.json, last.pt, best.pt, metrics.jsonl."),
     resume: Optional[Path] = typer.Option(None, help="Run folder (or last.pt) to continue exactly where it stopped."),
     json_out: bool = typer.Option(False, "--json", help="Print the final epoch's record as JSON on stdout."),
@@ -101,11 +102,13 @@ def main(
         device=device,
         amp=amp,
         max_steps_per_epoch=max_steps_per_epoch,
+        stop_after_epochs=stop_after_epochs,
     )
     if resume is not None:
         saved = resume / "config.json" if resume.is_dir() else resume.parent / "config.json"
         if saved.is_file():
-            cfg = TrainConfig(**json.loads(saved.read_text())["train"])
+            # The run's own settings, so the schedule continues exactly; only the stop point is new.
+            cfg = TrainConfig(**{**json.loads(saved.read_text())["train"], "stop_after_epochs": stop_after_epochs})
     try:
         summary = train(cfg, resume=resume, console=err)
     except (DatasetError, PretrainedWeightsUnavailable, FileNotFoundError, ValueError) as exc:

@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     max_steps_per_epoch: int = 0  # 0 = the whole epoch; smoke runs cap it
+    stop_after_epochs: int = 0  # end this invocation after N epochs (time-limited jobs); --resume continues
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.preset(self.backbone, self.decoder)
@@ -345,7 +346,8 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
     summary: dict[str, Any] = {}
     with _progress(log) as progress:
         task = progress.add_task("train", total=total_steps, completed=step, info="")
-        for epoch in range(start_epoch, cfg.epochs):
+        end_epoch = min(cfg.epochs, start_epoch + cfg.stop_after_epochs) if cfg.stop_after_epochs else cfg.epochs
+        for epoch in range(start_epoch, end_epoch):
             dataset.epoch = epoch
             order = epoch_order(len(dataset), cfg.seed, epoch, info.rank, info.world, cfg.batch)[: steps_per_epoch * cfg.batch]
             loader = torch.utils.data.DataLoader(

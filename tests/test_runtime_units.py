@@ -1,0 +1,128 @@
+"""Overlays, frame handling, latest-frame capture, backend choice."""
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.backends import BackendError, choose_backend, infer, open_backend
+from runtime.capture import LatestFrameCapture
+from runtime.overlay import OverlayStyle, View, adaptive_mask, colorize, draw_hud, overlay_view, render, to_bgr
+from runtime.pipeline import FrameProcessor, model_size_for
+
+
+def test_colorize_maps_extremes_to_the_colour_map_ends():
+    img = colorize(np.array([[0.0, 1.0]]), "gray")
+    assert img.dtype == np.uint8 and img.shape == (1, 2, 3)
+    assert img[0, 0].tolist() == [0, 0, 0] and img[0, 1].tolist() == [255, 255, 255]
+    with pytest.raises(ValueError, match="unknown colour map"):
+        colorize(np.zeros((2, 2)), "rainbow-unicorn")
+
+
+def test_overlay_leaves_out_of_focus_pixels_and_tints_in_focus_ones():
+    frame = np.full((4, 4, 3), 100, np.uint8)
+    focus = np.zeros((4, 4), np.float32)
+    focus[:2] = 1.0
+    out = overlay_view(frame, focus, alpha=0.5, cmap="gray")
+    assert np.array_equal(out[2:], frame[2:])
+    assert np.all(out[:2] == 177)  # halfway between 100 and white (255)
+    assert np.array_equal(overlay_view(frame, focus, alpha=0.0, cmap="gray"), frame)
+
+
+@pytest.mark.parametrize("view", list(View))
+def test_each_view_is_panels_frames_wide(view):
+    frame = np.zeros((10, 12, 3), np.uint8)
+    f, d = np.random.default_rng(0).random((2, 10, 12)).astype(np.float32)
+    out = render(frame, f, d, OverlayStyle(view=view))
+    assert out.shape == (10, 12 * view.panels, 3)
+
+
+def test_adaptive_mask_uses_one_and_a_half_times_the_mean():
+    m = np.array([[0.0, 0.1, 0.2, 0.9]])  # mean 0.3 -> threshold 0.45
+    assert adaptive_mask(m).tolist() == [[False, False, False, True]]
+
+
+def test_views_cycle_and_hud_draws():
+    assert View.overlay.next() is View.side_by_side and View.mask.next() is View.overlay
+    img = np.zeros((60, 200, 3), np.uint8)
+    draw_hud(img, 31.0, 12.0)
+    assert img.any()
+
+
+@pytest.mark.parametrize("shape", [(21, 33), (21, 33, 1), (21, 33, 4), (21, 33, 3)])
+def test_grey_four_channel_and_odd_frames_work(tiny_onnx, shape):
+    frame = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    assert to_bgr(frame).shape == (21, 33, 3)
+    result = FrameProcessor(open_backend(tiny_onnx)).process(frame)
+    assert result.in_focus.shape == result.depth.shape == (21, 33)
+    assert 0 <= result.in_focus.min() and result.in_focus.max() <= 1
+
+
+def test_dynamic_models_get_a_stride_aligned_size():
+    class Dynamic:
+        input_size = None
+
+    assert model_size_for((480, 640), Dynamic(), 320) == (320, 416)
+    assert model_size_for((33, 47), Dynamic(), 32) == (32, 32 * round(47 * 32 / 33 / 32))
+
+
+def test_backend_choice_follows_the_file_kind(tmp_path):
+    assert choose_backend(Path("m.engine")) == "tensorrt"
+    assert choose_backend(Path("m.onnx")) == "onnxruntime"
+    assert choose_backend(Path("m.pt")) == "torch"
+    with pytest.raises(BackendError, match="reads .engine"):
+        choose_backend(Path("m.onnx"), "tensorrt")
+    with pytest.raises(BackendError, match="unknown backend"):
+        choose_backend(Path("m.onnx"), "tpu")
+
+
+def test_onnxruntime_and_torch_backends_agree(tiny_checkpoint, tiny_onnx):
+    pytest.importorskip("torch")
+    frames = np.random.default_rng(2).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    ort_f, ort_d = infer(open_backend(tiny_onnx), frames)
+    pt_f, pt_d = infer(open_backend(tiny_checkpoint, "torch"), frames)
+    assert np.abs(ort_f - pt_f).max() <= 1e-4
+    assert np.abs(ort_d - pt_d).max() <= 1e-3
+
+
+class FakeCamera:
+    """Delivers numbered frames as fast as asked; `limit` frames, then read() fails."""
+
+    def __init__(self, limit: int = 10_000, delay: float = 0.001) -> None:
+        self.n, self.limit, self.delay = 0, limit, delay
+        self.released = threading.Event()
+
+    def read(self):
+        time.sleep(self.delay)
+        if self.n >= self.limit:
+            return False, None
+        self.n += 1
+        return True, np.full((2, 2, 3), self.n % 256, np.uint8)
+
+    def release(self):
+        self.released.set()
+
+
+def test_capture_hands_out_only_the_newest_frame():
+    cam = FakeCamera()
+    cap = LatestFrameCapture(cam).start()
+    first = cap.latest()
+    time.sleep(0.1)  # a slow consumer: many frames arrive meanwhile
+    second = cap.latest()
+    seen_at = cam.n
+    cap.stop()
+    assert first is not None and second is not None
+    assert int(second[0, 0, 0]) >= (seen_at - 3) % 256  # the newest, not the next in line
+    assert cap.dropped > 10
+    assert cam.released.is_set()
+
+
+def test_capture_never_hands_out_the_same_frame_twice_and_reports_a_dead_camera():
+    cam = FakeCamera(limit=1)
+    cap = LatestFrameCapture(cam, max_failures=3).start()
+    assert cap.latest() is not None
+    assert cap.latest(timeout=1.0) is None
+    assert cap.failed
+    cap.stop()
