@@ -23,7 +23,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SAMPLE_CLIP = DEFAULT_MODEL.parent.parent / "samples" / "cuhk_pan.mp4"
-DEFAULT_CHECKPOINT = DEFAULT_MODEL.parent / "dbd_lite0_320.pt"
+# The shipped model's checkpoint (for the torch backend); a path only, no torch import.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "trainer" / "checkpoints" / "dbd_lite0_320" / "best.pt"
 
 
 class Polarity(str, Enum):
@@ -138,7 +139,8 @@ def print_fps_table(doc: dict[str, Any]) -> None:
         return
     t = Table(title="video pipeline (stage ms per frame from a single-threaded pass; e2e fps threaded)")
     stage_names = list(doc["results"][0]["stages_ms"])
-    for col in ["backend", *stage_names, "sum", "e2e fps", "x first"]:
+    short = {"decode": "dec", "preprocess": "pre", "host_to_device": "h2d", "compute": "infer", "device_to_host": "d2h", "postprocess": "post", "overlay": "draw", "encode": "enc"}
+    for col in ["backend", *[short.get(k, k) for k in stage_names], "sum", "e2e fps", "x first"]:
         t.add_column(col)
     for r in doc["results"]:
         t.add_row(
@@ -149,6 +151,38 @@ def print_fps_table(doc: dict[str, Any]) -> None:
             f"{r['ratio_e2e_fps']:.2f}" if r["ratio_e2e_fps"] else "-",
         )
     con.print(t)
+
+
+@app.command()
+def report(
+    log: Path = typer.Argument(..., help="A --log file written by dbd-bench fps."),
+    entry: int = typer.Option(-1, help="Which run in the file (default: the last)."),
+) -> None:
+    """Print a bench run as a Markdown table (README's speed table is made with this)."""
+    try:
+        runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        doc = runs[entry]
+    except (OSError, ValueError, IndexError) as exc:
+        raise _fail(f"{log}: no such bench run ({exc})") from None
+    print(markdown_table(doc))
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    m, v = doc["machine"], doc["video"]
+    lines = [
+        f"Measured {doc['time']} on {m['cpu']} ({m['cores']} cores), GPU {m['gpu'] or 'none'}; "
+        f"pipeline on {Path(v['path']).name} ({v['width']}x{v['height']}, view {v['view']}).",
+        "",
+        "| backend | device | precision | input | network fps | p50 ms | p90 ms | p99 ms | end-to-end fps | x first |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["results"]:
+        lat = r["latency_ms"]
+        e2e = f"{r['e2e_fps']:.1f}" if r["e2e_fps"] else "-"
+        lines.append(
+            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['imgsz']} | {r['fps']:.1f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {e2e} | {r['ratio_fps']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 @app.command("eval")

@@ -259,7 +259,7 @@ def webcam(
         if writer is not None:
             err.print(f"recorded {writer.finish()}")
         session.backend.close()
-    err.print(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.mean().items()))
+    err.print(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.per_frame(frames).items()))
 
 
 def collect_images(paths: list[Path]) -> list[Path]:
@@ -334,7 +334,7 @@ def image(
             write_image(path, pic)
             written.append(str(path))
     session.backend.close()
-    err.print(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.mean().items()))
+    err.print(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.per_frame(len(files) - len(failed)).items()))
     if json_out:
         print(json.dumps({"images": len(files), "failed": [str(f) for f in failed], "written": written}))
     if failed:

@@ -34,8 +34,10 @@ class StageTimes:
     def add(self, stage: str, values: list[float]) -> None:
         self.ms[stage].extend(values)
 
-    def mean(self) -> dict[str, float]:
-        return {k: float(np.mean(v)) for k, v in self.ms.items() if v}
+    def per_frame(self, frames: int) -> dict[str, float]:
+        """Total ms of each stage divided by the frame count (a stage may be timed in pieces:
+        `infer` is the submit plus the collect of the same frame)."""
+        return {k: float(np.sum(v)) / max(1, frames) for k, v in self.ms.items() if v}
 
 
 def model_size_for(frame_shape: tuple[int, int], backend: Backend, default: int = 320) -> tuple[int, int]:

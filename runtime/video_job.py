@@ -90,7 +90,7 @@ def process_video(
         frames=frames,
         seconds=seconds,
         fps=frames / seconds if seconds else 0.0,
-        stages_ms=times.mean(),
+        stages_ms=times.per_frame(frames),
         codec=writer.codec,
         rate=float(probe.rate),
         width=writer.width,
