@@ -32,7 +32,7 @@ def hifst_predictor() -> Predictor:
 
     def predict(image: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        sharp = np.asarray(blur_detector.detectBlur(grey, downsampling_factor=4, num_scales=4, scale_start=2, show_progress=False), np.float32)
+        sharp = np.asarray(blur_detector.detectBlur(grey, show_progress=False), np.float32)
         sharp = cv2.resize(sharp, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
         lo, hi = float(sharp.min()), float(sharp.max())
         return (sharp - lo) / (hi - lo) if hi > lo else np.zeros_like(sharp)

@@ -57,14 +57,15 @@ def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig) -> tuple[dict
         sequential = process_video(probe, Path(tmp) / "seq.mp4", backend, style, threaded=False)
         threaded = process_video(probe, Path(tmp) / "thr.mp4", backend, style, threaded=True)
     raw = sequential.stages_ms
-    device = backend.device != "cpu"
+    # A GPU backend that times its own copies (CUDA events) splits `infer`; on the CPU there are no copies.
+    split = backend.device_stage_ms() if hasattr(backend, "device_stage_ms") else {}
+    h2d, d2h = split.get("host_to_device", 0.0), split.get("device_to_host", 0.0)
     stages = {
         "decode": raw.get("decode", 0.0),
         "preprocess": raw.get("preprocess", 0.0),
-        # On the CPU there is no copy; on a GPU the backend's own split would go here.
-        "host_to_device": getattr(backend, "h2d_ms", 0.0) if device else 0.0,
-        "compute": raw.get("infer", 0.0),
-        "device_to_host": getattr(backend, "d2h_ms", 0.0) if device else 0.0,
+        "host_to_device": h2d,
+        "compute": raw.get("infer", 0.0) - h2d - d2h,
+        "device_to_host": d2h,
         "postprocess": raw.get("postprocess", 0.0),
         "overlay": raw.get("overlay", 0.0),
         "encode": raw.get("encode", 0.0),

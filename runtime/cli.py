@@ -20,7 +20,7 @@ from runtime.backends import Backend, BackendError, open_backend
 from runtime.model_info import ModelError, resolve_model
 from runtime.overlay import COLORMAPS, OverlayStyle, View
 from runtime.pipeline import FrameProcessor, Renderer, StageTimes
-from runtime.video_io import VideoError, VideoWriter, probe_video
+from runtime.video_io import DEFAULT_PRESET, X264_PRESETS, VideoError, VideoWriter, probe_video
 from runtime.video_job import process_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time defocus blur detection: what is in focus, and how deep the scene is.")
@@ -131,9 +131,12 @@ def video(
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
     hud: bool = HUD_OPT,
+    preset: str = typer.Option(DEFAULT_PRESET, help=f"x264 speed preset ({', '.join(X264_PRESETS)}): faster presets leave more CPU to the network."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Process every frame of a video and write the chosen view, with the input's audio."""
+    if preset not in X264_PRESETS:
+        raise fail(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
     try:
         probe = probe_video(source)
     except VideoError as exc:
@@ -142,14 +145,14 @@ def video(
     if probe.rate_fallback:
         err.print(f"[yellow]warning:[/] {source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
     session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud))
-    summary = run_video(probe, out, session)
+    summary = run_video(probe, out, session, preset)
     if json_out:
         print(json.dumps(summary))
     if summary["interrupted"]:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def run_video(probe: Any, out: Path, session: Session) -> dict[str, Any]:
+def run_video(probe: Any, out: Path, session: Session, preset: str) -> dict[str, Any]:
     """The video job with a progress bar and a printed summary."""
     try:
         with _progress() as progress:
@@ -161,7 +164,7 @@ def run_video(probe: Any, out: Path, session: Session) -> dict[str, Any]:
             def announce(message: str) -> None:
                 err.print(f"[yellow]note:[/] {message}")
 
-            result = process_video(probe, out, session.backend, session.style, on_frame=tick, on_note=announce)
+            result = process_video(probe, out, session.backend, session.style, on_frame=tick, on_note=announce, preset=preset)
             progress.update(task, completed=result.frames, total=result.frames)
     except VideoError as exc:
         raise fail(str(exc)) from None

@@ -22,6 +22,10 @@ import numpy as np
 DEFAULT_FPS = Fraction(30)
 H264_CODECS = ("libx264", "h264")
 FALLBACK_CODEC = "mpeg4"
+# x264 speed preset: on a 2-core CPU the encoder shares the cores with the network, and a
+# side-by-side 640x480 view is 1920x480 pixels; see README's speed section for the measurement.
+DEFAULT_PRESET = "superfast"
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 
 
 class VideoError(ValueError):
@@ -188,8 +192,10 @@ class VideoWriter:
         audio_packets: queue.Queue | None = None,
         max_queue: int = 8,
         threaded: bool = True,
+        preset: str = DEFAULT_PRESET,
     ) -> None:
         self.out = Path(out)
+        self.preset = preset
         self.tmp = temporary_path(self.out)
         self.rate = rate
         # 4:2:0 chroma needs even sides: odd frames get one replicated row/column.
@@ -217,8 +223,7 @@ class VideoWriter:
                 continue
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             if codec == "libx264":
-                # veryfast keeps a 2-core machine real-time; faststart lets browsers play before download ends.
-                stream.options = {"preset": "veryfast", "crf": "23"}
+                stream.options = {"preset": self.preset, "crf": "23"}
             self._video_out = stream
             return codec
         raise VideoError(f"{self.out}: no H.264 or MPEG-4 encoder in this FFmpeg build")

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from runtime.backends import Backend
 from runtime.overlay import OverlayStyle
 from runtime.pipeline import FrameProcessor, Renderer, StageTimes
-from runtime.video_io import FrameReader, VideoProbe, VideoWriter
+from runtime.video_io import DEFAULT_PRESET, FrameReader, VideoProbe, VideoWriter
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ def process_video(
     on_frame: Callable[[int, float], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     threaded: bool = True,
+    preset: str = DEFAULT_PRESET,
 ) -> VideoJobResult:
     """Every frame, in order, none dropped. Ctrl-C finishes the file with the frames done so far.
 
@@ -52,7 +53,7 @@ def process_video(
     renderer = Renderer(style, times)
     reader = FrameReader(probe, threaded=threaded).start()
     try:
-        writer = VideoWriter(out, probe.rate, probe.width * style.view.panels, probe.height, reader.audio_stream, reader.audio, threaded=threaded)
+        writer = VideoWriter(out, probe.rate, probe.width * style.view.panels, probe.height, reader.audio_stream, reader.audio, threaded=threaded, preset=preset)
     except BaseException:
         reader.close()
         raise

@@ -6,7 +6,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 import cv2
 import numpy as np
@@ -203,5 +203,3 @@ def colour_jitter(image: np.ndarray, amount: float, rng: np.random.Generator) ->
     x = x * b  # brightness
     return np.clip(x, 0, 255).astype(np.uint8)
 
-
-DepthLookup = Callable[[Sample], "np.ndarray | None"]

@@ -39,7 +39,7 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     in_flight = 1
 
-    def __init__(self, path: Path, provider: str = "auto", threads: int = 0) -> None:
+    def __init__(self, path: Path, provider: str = "auto", threads: int = 0, spin: bool = False) -> None:
         available = ort.get_available_providers()
         if provider == "auto":
             providers = [p for p in PROVIDER_PREFERENCE if p in available]
@@ -51,6 +51,9 @@ class OnnxRuntimeBackend:
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's workers busy-wait between runs by default; in a pipeline that steals the cores the
+        # decode and encode threads need. Off unless asked for.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types

@@ -52,7 +52,8 @@ class _BufferSet:
     dev_in: Any
     host_out: dict[str, Any]
     dev_out: dict[str, Any]
-    done: Any  # cuda.Event recorded after the device-to-host copies
+    # cuda.Events recorded before the upload, after it, after compute, after the download.
+    events: list[Any]
 
 
 class TensorRTBackend:
@@ -91,6 +92,12 @@ class TensorRTBackend:
         self._sets = [self._allocate(trt) for _ in range(self.in_flight)]
         self._next = 0
         self._pending: deque[_BufferSet] = deque()
+        self._device_ms = {"host_to_device": 0.0, "compute": 0.0, "device_to_host": 0.0}
+        self._batches = 0
+
+    def device_stage_ms(self) -> dict[str, float]:
+        """Mean GPU time per batch of the upload, the engine and the download (from CUDA events)."""
+        return {k: v / max(1, self._batches) for k, v in self._device_ms.items()}
 
     def _allocate(self, trt: Any) -> _BufferSet:
         cuda = self._cuda
@@ -102,7 +109,7 @@ class TensorRTBackend:
             dtype = trt.nptype(self.engine.get_tensor_dtype(name))
             host_out[name] = cuda.pagelocked_empty(shape, dtype=dtype)
             dev_out[name] = cuda.mem_alloc(host_out[name].nbytes)
-        return _BufferSet(host_in, dev_in, host_out, dev_out, cuda.Event())
+        return _BufferSet(host_in, dev_in, host_out, dev_out, [cuda.Event() for _ in range(4)])
 
     def submit(self, frames: np.ndarray) -> None:
         if len(self._pending) == self.in_flight:
@@ -113,20 +120,27 @@ class TensorRTBackend:
         self._next = (self._next + 1) % self.in_flight
         np.copyto(buf.host_in, frames)
         cuda = self._cuda
+        buf.events[0].record(self.stream)
         cuda.memcpy_htod_async(buf.dev_in, buf.host_in, self.stream)
+        buf.events[1].record(self.stream)
         self.context.set_tensor_address(INPUT_NAME, int(buf.dev_in))
         for name in OUTPUT_NAMES:
             self.context.set_tensor_address(name, int(buf.dev_out[name]))
         if not self.context.execute_async_v3(stream_handle=self.stream.handle):
             raise BackendError("tensorrt backend: execute_async_v3 failed")
+        buf.events[2].record(self.stream)
         for name in OUTPUT_NAMES:
             cuda.memcpy_dtoh_async(buf.host_out[name], buf.dev_out[name], self.stream)
-        buf.done.record(self.stream)
+        buf.events[3].record(self.stream)
         self._pending.append(buf)
 
     def collect(self) -> Maps:
         buf = self._pending.popleft()
-        buf.done.synchronize()
+        buf.events[3].synchronize()
+        e = buf.events
+        for key, (a, b) in {"host_to_device": (0, 1), "compute": (1, 2), "device_to_host": (2, 3)}.items():
+            self._device_ms[key] += e[a].time_till(e[b])
+        self._batches += 1
         return tuple(buf.host_out[n].astype(np.float32, copy=True) for n in OUTPUT_NAMES)  # type: ignore[return-value]
 
     def close(self) -> None:
