@@ -58,7 +58,7 @@ def test_run_folder_and_resume_equivalence(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["seed"] == 3 and "torch" in config["versions"] and config["data"]["kind"] == "synthetic"
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in lines] == [1, 2] and "val_f_beta" in lines[0]
+    assert [r["epoch"] for r in lines] == [0, 1, 2] and "val_f_beta" in lines[0]  # 0: before training
     assert torch.load(run / "best.pt", weights_only=True)["model_config"]
 
 
@@ -79,8 +79,8 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
 
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 1  # only rank 0 writes
-    record = json.loads(lines[0])
+    assert len(lines) == 2  # only rank 0 writes: the untrained baseline and epoch 1
+    record = json.loads(lines[1])
     assert record["epoch"] == 1 and np.isfinite(record["loss"])
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
 
