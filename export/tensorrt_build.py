@@ -79,6 +79,7 @@ def build_engine(onnx_path: Path, out: Path, cfg: EngineBuildConfig = EngineBuil
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         build_seconds=round(time.perf_counter() - t0, 2),
         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        onnx_path=str(Path(onnx_path).resolve()),
     )
     sidecar.write(out)
     return sidecar

@@ -49,6 +49,7 @@ FOCUS_CMAP_OPT = typer.Option("inferno", help="Colour map of the in-focus map.")
 DEPTH_CMAP_OPT = typer.Option("viridis", help="Colour map of the depth map (near is bright).")
 HUD_OPT = typer.Option(True, "--hud/--no-hud", help="Draw fps and latency on the picture.")
 JSON_OPT = typer.Option(False, "--json", help="Print the summary as one JSON document on stdout.")
+REBUILD_OPT = typer.Option(False, "--rebuild", help="Rebuild a TensorRT engine that was built for another GPU or TensorRT version.")
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -62,10 +63,10 @@ class Session:
     style: OverlayStyle
 
 
-def open_session(model: Optional[Path], backend: BackendName, threads: int, style: OverlayStyle) -> Session:
+def open_session(model: Optional[Path], backend: BackendName, threads: int, style: OverlayStyle, rebuild: bool = False) -> Session:
     try:
         path = resolve_model(model)
-        be = open_backend(path, backend.value, threads=threads)
+        be = open_backend(path, backend.value, threads=threads, rebuild=rebuild)
     except (ModelError, BackendError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     detail = getattr(be, "provider", be.device)
@@ -131,6 +132,7 @@ def video(
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
     hud: bool = HUD_OPT,
+    rebuild: bool = REBUILD_OPT,
     preset: str = typer.Option(DEFAULT_PRESET, help=f"x264 speed preset ({', '.join(X264_PRESETS)}): faster presets leave more CPU to the network."),
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -144,7 +146,7 @@ def video(
     check_output_path(out, [source])
     if probe.rate_fallback:
         err.print(f"[yellow]warning:[/] {source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
-    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud))
+    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild)
     summary = run_video(probe, out, session, preset)
     if json_out:
         print(json.dumps(summary))
@@ -199,6 +201,7 @@ def webcam(
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
     hud: bool = HUD_OPT,
+    rebuild: bool = REBUILD_OPT,
 ) -> None:
     """Live view of a camera. Keys: q/Esc quit, v next view, space pause, s snapshot."""
     from dataclasses import replace
@@ -214,7 +217,7 @@ def webcam(
             cam.set(prop, value)
     if out is not None:
         check_output_path(out, [])
-    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud))
+    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild)
     times = StageTimes()
     processor = FrameProcessor(session.backend, times)
     renderer = Renderer(session.style, times)
@@ -301,6 +304,7 @@ def image(
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
+    rebuild: bool = REBUILD_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run the model on photos at their native size and save the chosen view (and the raw maps)."""
@@ -312,7 +316,7 @@ def image(
             if not folder.parent.is_dir():
                 raise fail(f"{folder}: the parent folder {folder.parent} does not exist")
     style = make_style(view, alpha, focus_cmap, depth_cmap, hud=False)
-    session = open_session(model, backend, threads, style)
+    session = open_session(model, backend, threads, style, rebuild)
     out.mkdir(exist_ok=True)
     if save_maps is not None:
         save_maps.mkdir(exist_ok=True)

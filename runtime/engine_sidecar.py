@@ -17,6 +17,7 @@ class EngineSidecar:
     onnx_sha256: str
     build_seconds: float
     built_at: str
+    onnx_path: str = ""  # where the engine was built from, for --rebuild
 
     def write(self, engine_path: Path) -> Path:
         path = sidecar_path(engine_path)

@@ -46,6 +46,11 @@ def main(
     teacher: Optional[Path] = typer.Option(None, help="ONNX monocular depth model to distil from (maps cached on disk)."),
     teacher_near: Near = typer.Option(Near.low, help="Which end of the teacher's output is near (pydnetpp: low)."),
     teacher_cache: Path = typer.Option(Path(".cache/teacher"), help="Folder for cached teacher maps."),
+    teacher_size: Optional[str] = typer.Option(None, help="Teacher input HxW (default: read from the ONNX input shape)."),
+    teacher_layout: Optional[str] = typer.Option(None, help="Teacher input layout nhwc or nchw (default: read from the ONNX input shape)."),
+    teacher_mean: str = typer.Option("0,0,0", help="Teacher input RGB mean on [0, 1] pixels."),
+    teacher_std: str = typer.Option("1,1,1", help="Teacher input RGB std on [0, 1] pixels (e.g. 0.229,0.224,0.225)."),
+    teacher_output: int = typer.Option(0, help="Which teacher output is the depth map."),
     backbone: Backbone = typer.Option("tf_efficientnet_lite0", help="Encoder backbone."),  # type: ignore[valid-type]
     decoder: Decoder = typer.Option("realtime", help="Decoder widths preset: realtime or the paper's."),  # type: ignore[valid-type]
     pretrained: Pretrained = typer.Option(Pretrained.imagenet, help="Encoder init: ImageNet weights or none (random)."),
@@ -86,6 +91,11 @@ def main(
         teacher=str(teacher) if teacher else None,
         teacher_near=teacher_near.value,
         teacher_cache=str(teacher_cache),
+        teacher_size=teacher_size,
+        teacher_layout=teacher_layout,
+        teacher_mean=teacher_mean,
+        teacher_std=teacher_std,
+        teacher_output=teacher_output,
         backbone=backbone.value,
         decoder=decoder.value,
         pretrained=pretrained is Pretrained.imagenet,

@@ -44,6 +44,11 @@ class TrainConfig:
     teacher: str | None = None
     teacher_near: str = "low"
     teacher_cache: str = ".cache/teacher"
+    teacher_size: str | None = None  # "HxW"; None = from the ONNX input
+    teacher_layout: str | None = None  # "nhwc" | "nchw"; None = from the ONNX input
+    teacher_mean: str = "0,0,0"
+    teacher_std: str = "1,1,1"
+    teacher_output: int = 0
     backbone: str = "tf_efficientnet_lite0"
     decoder: str = "realtime"
     pretrained: bool = True
@@ -132,7 +137,7 @@ def prepare_data(cfg: TrainConfig, console: Console) -> Prepared:
 
 
 def attach_teacher(samples: list[Sample], paths: dict[str, Path], cfg: TrainConfig, console: Console) -> list[Sample]:
-    teacher = OnnxDepthTeacher(TeacherConfig(Path(cfg.teacher), near=cfg.teacher_near), Path(cfg.teacher_cache))  # type: ignore[arg-type]
+    teacher = OnnxDepthTeacher(teacher_config(cfg), Path(cfg.teacher_cache))
     out = []
     with _progress(console) as progress:
         task = progress.add_task("teacher depth", total=len(samples), info="")
@@ -143,6 +148,36 @@ def attach_teacher(samples: list[Sample], paths: dict[str, Path], cfg: TrainConf
             progress.advance(task)
     console.print(f"teacher {cfg.teacher}: {teacher.computed} maps computed, {len(samples) - teacher.computed} from cache")
     return out
+
+
+def teacher_config(cfg: TrainConfig) -> TeacherConfig:
+    def triple(text: str, name: str) -> tuple[float, float, float]:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 3:
+            raise ValueError(f"--{name} needs three comma-separated numbers, got {text!r}")
+        return values  # type: ignore[return-value]
+
+    size = None
+    if cfg.teacher_size:
+        try:
+            h, w = (int(v) for v in cfg.teacher_size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--teacher-size needs HxW, got {cfg.teacher_size!r}") from None
+        size = (h, w)
+    if cfg.teacher_near not in ("high", "low"):
+        raise ValueError(f"--teacher-near must be high or low, got {cfg.teacher_near!r}")
+    return TeacherConfig(
+        Path(cfg.teacher or ""),
+        near=cfg.teacher_near,  # type: ignore[arg-type]
+        layout=cfg.teacher_layout,
+        size=size,
+        mean=triple(cfg.teacher_mean, "teacher-mean"),
+        std=triple(cfg.teacher_std, "teacher-std"),
+        output=cfg.teacher_output,
+    )
 
 
 class AugmentedDataset(torch.utils.data.Dataset):

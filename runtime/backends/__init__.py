@@ -10,25 +10,25 @@ from runtime.backends.base import Backend, BackendError, Maps, infer
 __all__ = ["Backend", "BackendError", "Maps", "infer", "open_backend", "BACKENDS", "available_backends"]
 
 
-def _onnxruntime(path: Path, threads: int, provider: str) -> Backend:
+def _onnxruntime(path: Path, threads: int, provider: str, rebuild: bool) -> Backend:
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, provider=provider, threads=threads)
 
 
-def _tensorrt(path: Path, threads: int, provider: str) -> Backend:
+def _tensorrt(path: Path, threads: int, provider: str, rebuild: bool) -> Backend:
     from runtime.backends.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(path)
+    return TensorRTBackend(path, rebuild=rebuild)
 
 
-def _torch(path: Path, threads: int, provider: str) -> Backend:
+def _torch(path: Path, threads: int, provider: str, rebuild: bool) -> Backend:
     from runtime.backends.torch_backend import TorchBackend
 
     return TorchBackend(path, threads=threads)
 
 
-BACKENDS: dict[str, Callable[[Path, int, str], Backend]] = {
+BACKENDS: dict[str, Callable[[Path, int, str, bool], Backend]] = {
     "onnxruntime": _onnxruntime,
     "tensorrt": _tensorrt,
     "torch": _torch,
@@ -49,8 +49,9 @@ def choose_backend(path: Path, requested: str = "auto") -> str:
     return requested
 
 
-def open_backend(path: Path, requested: str = "auto", threads: int = 0, provider: str = "auto") -> Backend:
-    return BACKENDS[choose_backend(path, requested)](path, threads, provider)
+def open_backend(path: Path, requested: str = "auto", threads: int = 0, provider: str = "auto", rebuild: bool = False) -> Backend:
+    """`rebuild`: a TensorRT engine built for another GPU or TensorRT is rebuilt here from its ONNX."""
+    return BACKENDS[choose_backend(path, requested)](path, threads, provider, rebuild)
 
 
 def available_backends() -> dict[str, str]:

@@ -60,15 +60,17 @@ class TensorRTBackend:
     name = "tensorrt"
     in_flight = 2
 
-    def __init__(self, path: Path, batch: int = 1) -> None:
+    def __init__(self, path: Path, batch: int = 1, rebuild: bool = False) -> None:
         trt, cuda = import_tensorrt()
         self._cuda = cuda
         path = Path(path)
         sidecar = EngineSidecar.read(path)
         gpu_name, capability = current_gpu(cuda)
         problems = mismatches(sidecar, trt.__version__, gpu_name, capability)
-        if problems:
-            raise BackendError(f"{path}: engine does not fit this machine ({'; '.join(problems)}); {rebuild_hint(path)}")
+        if problems and rebuild:
+            sidecar = self._rebuild(path, sidecar)
+        elif problems:
+            raise BackendError(f"{path}: engine does not fit this machine ({'; '.join(problems)}); {rebuild_hint(path, sidecar.onnx_path or 'MODEL.onnx')}")
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
@@ -94,6 +96,17 @@ class TensorRTBackend:
         self._pending: deque[_BufferSet] = deque()
         self._device_ms = {"host_to_device": 0.0, "compute": 0.0, "device_to_host": 0.0}
         self._batches = 0
+
+    @staticmethod
+    def _rebuild(path: Path, sidecar: EngineSidecar) -> EngineSidecar:
+        """Build the engine again here from the ONNX it came from (needs the export module's onnx)."""
+        source = Path(sidecar.onnx_path)
+        if not sidecar.onnx_path or not source.is_file():
+            raise BackendError(f"{path}: cannot rebuild, the ONNX it was built from ({sidecar.onnx_path or 'unrecorded'}) is not here; {rebuild_hint(path)}")
+        # Imported only on this explicit request: building needs the onnx package, running does not.
+        from export.tensorrt_build import EngineBuildConfig, build_engine
+
+        return build_engine(source, path, EngineBuildConfig(fp16=sidecar.precision == "fp16"))
 
     def device_stage_ms(self) -> dict[str, float]:
         """Mean GPU time per batch of the upload, the engine and the download (from CUDA events)."""
