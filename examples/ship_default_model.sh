@@ -11,4 +11,4 @@ mkdir -p "$dest" docs
 cp "$run/best.pt" "$run/config.json" "$run/metrics.jsonl" "$dest/"
 python -c "import json,sys; print('\n'.join(json.load(open('$dest/config.json'))['data']['val_names']))" > "$dest/val.txt"
 dbd-export onnx "$dest/best.pt" --out runtime/models/dbd_lite0_320.onnx --imgsz 320
-dbd-bench eval --data "$data" --mask-in-focus black --names "$dest/val.txt" --plot docs/pr_validation.png --per-image docs/validation_per_image.csv
+dbd-bench eval --data "$data" --mask-in-focus black --names "$dest/val.txt" --baseline hifst --plot docs/pr_validation.png --per-image docs/validation_per_image.csv

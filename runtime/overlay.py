@@ -68,8 +68,11 @@ def colorize(values: np.ndarray, cmap: str) -> np.ndarray:
 
 
 def depth_display(depth: np.ndarray) -> np.ndarray:
-    """Depth (0 near, 1 far) as shown: near bright, which reads naturally next to the focus map."""
-    return 1.0 - np.clip(depth, 0.0, 1.0)
+    """Depth (0 near, 1 far) as shown: stretched between its 2nd and 98th percentiles (it is relative
+    anyway, and the distilled maps use a narrow band of [0, 1]), near bright."""
+    lo, hi = np.percentile(depth, (2, 98))
+    d = (depth - lo) / (hi - lo) if hi - lo > 1e-6 else np.full_like(depth, 0.5)
+    return 1.0 - np.clip(d, 0.0, 1.0)
 
 
 def adaptive_mask(in_focus: np.ndarray) -> np.ndarray:
