@@ -68,7 +68,8 @@ def test_sab_attention_lies_in_unit_interval():
     torch.manual_seed(2)
     sab = SupervisionGuidedAttentionBlock(8).eval()
     d, z = torch.randn(2, 1, 16, 16) * 20, torch.randn(2, 1, 16, 16) * 20
-    a = sab.attention(d, z)
+    with torch.no_grad():
+        a = sab.attention(d, z)
     assert a.shape == (2, 1, 16, 16)
     assert float(a.min()) >= 0 and float(a.max()) <= 1
     feats = torch.ones(2, 4, 16, 16)
