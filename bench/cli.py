@@ -15,14 +15,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from runtime.backends import Backend, BackendError, open_backend
-from runtime.model_info import DEFAULT_MODEL, ModelError, resolve_model
+from runtime.model_info import SAMPLE_CLIP, ModelError, resolve_model
 from runtime.overlay import View
 from runtime.video_io import VideoError, probe_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-SAMPLE_CLIP = DEFAULT_MODEL.parent.parent / "samples" / "cuhk_pan.mp4"
 # The shipped model's checkpoint (for the torch backend); a path only, no torch import.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "trainer" / "checkpoints" / "dbd_lite0_320" / "best.pt"
 

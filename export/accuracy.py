@@ -8,11 +8,10 @@ import cv2
 import numpy as np
 
 from runtime.backends import infer, open_backend
-from runtime.model_info import DEFAULT_MODEL
+from runtime.model_info import SAMPLE_CLIP
 from runtime.pipeline import resize_for_model
 from runtime.video_io import FrameReader, probe_video
 
-SAMPLE_CLIP = DEFAULT_MODEL.parent.parent / "samples" / "cuhk_pan.mp4"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 INPUT_NAME = "frames"
 OUTPUT_NAMES = ("in_focus", "depth")
 DEFAULT_MODEL = Path(__file__).parent / "models" / "dbd_lite0_320.onnx"
+SAMPLE_CLIP = Path(__file__).parent / "samples" / "cuhk_pan.mp4"  # three real photos, slow pan and zoom, with audio
 
 
 class ModelError(ValueError):
