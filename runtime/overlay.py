@@ -62,7 +62,7 @@ def colorize(values: np.ndarray, cmap: str) -> np.ndarray:
     """A [0, 1] float map as a BGR image through a named colour map."""
     if cmap not in COLORMAPS:
         raise ValueError(f"unknown colour map {cmap!r}; choose one of {', '.join(COLORMAPS)}")
-    u8 = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    u8 = cv2.convertScaleAbs(np.maximum(values, 0.0), alpha=255.0)  # one saturating pass to uint8
     code = COLORMAPS[cmap]
     return cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR) if code is None else cv2.applyColorMap(u8, code)
 
@@ -70,9 +70,14 @@ def colorize(values: np.ndarray, cmap: str) -> np.ndarray:
 def depth_display(depth: np.ndarray) -> np.ndarray:
     """Depth (0 near, 1 far) as shown: stretched between its 2nd and 98th percentiles (it is relative
     anyway, and the distilled maps use a narrow band of [0, 1]), near bright."""
-    lo, hi = np.percentile(depth, (2, 98))
-    d = (depth - lo) / (hi - lo) if hi - lo > 1e-6 else np.full_like(depth, 0.5)
-    return 1.0 - np.clip(d, 0.0, 1.0)
+    lo, hi = np.percentile(depth[::4, ::4], (2, 98))  # a 1/16 sample: the same cut points, 16x cheaper
+    if hi - lo <= 1e-6:
+        return np.full(depth.shape, 0.5, np.float32)
+    # 1 - (d - lo) / (hi - lo), clipped, in place: this runs on every video frame.
+    d = depth.astype(np.float32, copy=True)
+    d -= hi
+    d *= -1.0 / (hi - lo)
+    return np.clip(d, 0.0, 1.0, out=d)
 
 
 def adaptive_mask(in_focus: np.ndarray) -> np.ndarray:
@@ -82,9 +87,9 @@ def adaptive_mask(in_focus: np.ndarray) -> np.ndarray:
 
 def overlay_view(frame: np.ndarray, in_focus: np.ndarray, alpha: float, cmap: str) -> np.ndarray:
     """The focus heat map blended onto the frame, weighted by the in-focus probability itself."""
-    heat = colorize(in_focus, cmap).astype(np.float32)
-    w = (alpha * np.clip(in_focus, 0, 1))[..., None]
-    return (frame.astype(np.float32) * (1 - w) + heat * w).astype(np.uint8)
+    heat = colorize(in_focus, cmap)
+    w = np.clip(in_focus, 0.0, 1.0).astype(np.float32) * np.float32(alpha)
+    return cv2.blendLinear(heat, frame, w, 1.0 - w)
 
 
 def mask_view(frame: np.ndarray, in_focus: np.ndarray) -> np.ndarray:
