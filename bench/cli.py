@@ -17,7 +17,7 @@ from rich.table import Table
 from runtime.backends import Backend, BackendError, open_backend
 from runtime.model_info import SAMPLE_CLIP, ModelError, resolve_model
 from runtime.overlay import View
-from runtime.video_io import VideoError, probe_video
+from runtime.video_io import FrameReader, VideoError, probe_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,8 +87,6 @@ def fps(
                 chosen = choose_backend(path, name)
                 backends.append(open_backend(path, chosen, threads=threads))
                 err.print(f"measuring {chosen} ({path.name})")
-            from runtime.video_io import FrameReader
-
             reader = FrameReader(probe, threaded=False)
             frame = next(iter(reader))
             reader.close()

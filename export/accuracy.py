@@ -11,15 +11,15 @@ from runtime.backends import infer, open_backend
 from runtime.model_info import SAMPLE_CLIP
 from runtime.pipeline import resize_for_model
 from runtime.video_io import FrameReader, probe_video
+from trainer.data import IMAGE_SUFFIXES
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
     """Up to `count` BGR frames from a folder of photos or a video (default: the bundled clip)."""
     source = SAMPLE_CLIP if source is None else Path(source)
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[:count]
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
         images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
         images = [im for im in images if im is not None]
     else:

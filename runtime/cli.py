@@ -114,10 +114,13 @@ def _progress() -> Progress:
     )
 
 
+def format_stages(stages: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+
+
 def summary_line(frames: int, seconds: float, stages: dict[str, float]) -> str:
-    per_stage = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
     fps = frames / seconds if seconds > 0 else 0.0
-    return f"{frames} frames in {seconds:.1f} s: {fps:.1f} fps end to end; mean ms per frame: {per_stage}"
+    return f"{frames} frames in {seconds:.1f} s: {fps:.1f} fps end to end; mean ms per frame: {format_stages(stages)}"
 
 
 @app.command()
@@ -265,7 +268,7 @@ def webcam(
         if writer is not None:
             err.print(f"recorded {writer.finish()}")
         session.backend.close()
-    err.print(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.per_frame(frames).items()))
+    err.print(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + format_stages(times.per_frame(frames)))
 
 
 def collect_images(paths: list[Path]) -> list[Path]:
@@ -341,7 +344,7 @@ def image(
             write_image(path, pic)
             written.append(str(path))
     session.backend.close()
-    err.print(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + ", ".join(f"{k} {v:.1f}" for k, v in times.per_frame(len(files) - len(failed)).items()))
+    err.print(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + format_stages(times.per_frame(len(files) - len(failed))))
     if json_out:
         print(json.dumps({"images": len(files), "failed": [str(f) for f in failed], "written": written}))
     if failed:
