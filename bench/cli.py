@@ -66,6 +66,7 @@ def fps(
     warmup: int = typer.Option(20, help="Untimed network calls per backend before measuring."),
     iters: int = typer.Option(100, help="Timed network calls per backend."),
     threads: int = typer.Option(0, help="CPU threads per backend (0 = all available)."),
+    frames_in_flight: int = typer.Option(0, min=0, help="Frames ONNX Runtime infers at once in the threaded pipeline, as in dbd-rt video (0 = auto); the network-alone latency always runs one."),
     pipeline: bool = typer.Option(True, help="Also measure the full video pipeline (decode to encode)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout instead of the table."),
     log: Optional[Path] = typer.Option(None, help="Append this run's JSON as one line to this file."),
@@ -80,21 +81,31 @@ def fps(
     with tempfile.TemporaryDirectory() as tmp:
         clip = _synthetic_clip(synthetic, Path(tmp)) if synthetic else (video or SAMPLE_CLIP)
         backends: list[Backend] = []
+        opened: list[tuple[Path, str]] = []
         try:
             probe = probe_video(clip)
             for name in names:
                 path = _model_for(name, model, checkpoint)
                 chosen = choose_backend(path, name)
                 backends.append(open_backend(path, chosen, threads=threads))
+                opened.append((path, chosen))
                 err.print(f"measuring {chosen} ({path.name})")
             reader = FrameReader(probe, threaded=False)
             frame = next(iter(reader))
             reader.close()
             latencies = network_latency(backends, frame, cfg)
             rows = []
-            for b, lat in zip(backends, latencies):
-                stages, seq_ms, e2e = pipeline_stages(b, clip, cfg) if pipeline else (None, None, None)
-                rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2]))
+            for b, lat, (path, chosen) in zip(backends, latencies, opened):
+                stages = seq_ms = e2e = None
+                in_flight = b.in_flight
+                if pipeline:
+                    video_backend = open_backend(path, chosen, threads=threads, frames_in_flight=frames_in_flight)
+                    try:
+                        stages, seq_ms, e2e = pipeline_stages(b, clip, cfg, threaded_backend=video_backend)
+                        in_flight = video_backend.in_flight
+                    finally:
+                        video_backend.close()
+                rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2], in_flight))
         except (BackendError, ModelError, VideoError, FileNotFoundError, StopIteration) as exc:
             raise _fail(str(exc) or f"{clip}: no frames") from None
         finally:
@@ -137,7 +148,7 @@ def print_fps_table(doc: dict[str, Any]) -> None:
     t = Table(title="video pipeline (stage ms per frame from a single-threaded pass; e2e fps threaded)")
     stage_names = list(doc["results"][0]["stages_ms"])
     short = {"decode": "dec", "preprocess": "pre", "host_to_device": "h2d", "compute": "infer", "device_to_host": "d2h", "postprocess": "post", "overlay": "draw", "encode": "enc"}
-    for col in ["backend", *[short.get(k, k) for k in stage_names], "sum", "e2e fps", "x first"]:
+    for col in ["backend", *[short.get(k, k) for k in stage_names], "sum", "e2e fps", "in flight", "x first"]:
         t.add_column(col)
     for r in doc["results"]:
         t.add_row(
@@ -145,6 +156,7 @@ def print_fps_table(doc: dict[str, Any]) -> None:
             *[f"{r['stages_ms'][k]:.1f}" for k in stage_names],
             f"{r['stages_total_ms']:.1f}",
             f"{r['e2e_fps']:.1f}",
+            str(r.get("frames_in_flight", 1)),
             f"{r['ratio_e2e_fps']:.2f}" if r["ratio_e2e_fps"] else "-",
         )
     con.print(t)
@@ -170,14 +182,14 @@ def markdown_table(doc: dict[str, Any]) -> str:
         f"Measured {doc['time']} on {m['cpu']} ({m['cores']} cores), GPU {m['gpu'] or 'none'}; "
         f"pipeline on {Path(v['path']).name} ({v['width']}x{v['height']}, view {v['view']}).",
         "",
-        "| backend | device | precision | input | network fps | p50 ms | p90 ms | p99 ms | end-to-end fps | x first |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | device | precision | input | network fps | p50 ms | p90 ms | p99 ms | end-to-end fps | frames in flight | x first |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
         lat = r["latency_ms"]
         e2e = f"{r['e2e_fps']:.1f}" if r["e2e_fps"] else "-"
         lines.append(
-            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['imgsz']} | {r['fps']:.1f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {e2e} | {r['ratio_fps']:.2f} |"
+            f"| {r['backend']} | {r['device']} | {r['precision']} | {r['imgsz']} | {r['fps']:.1f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {e2e} | {r.get('frames_in_flight', 1)} | {r['ratio_fps']:.2f} |"
         )
     return "\n".join(lines)
 

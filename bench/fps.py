@@ -49,13 +49,17 @@ def network_latency(backends: list[Backend], frame: np.ndarray, cfg: FpsConfig) 
     return samples
 
 
-def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig) -> tuple[dict[str, float], float, float]:
-    """(additive per-stage ms from a single-threaded pass, its total ms per frame, threaded e2e fps)."""
+def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig, threaded_backend: Backend | None = None) -> tuple[dict[str, float], float, float]:
+    """(additive per-stage ms from a single-threaded pass, its total ms per frame, threaded e2e fps).
+
+    `threaded_backend` (default: `backend`) runs the threaded pass, as `dbd-rt video` would set it up
+    (several frames in flight); the single-threaded pass keeps one frame at a time so stages add up.
+    """
     probe = probe_video(video)
     style = OverlayStyle(view=cfg.view)
     with tempfile.TemporaryDirectory() as tmp:
         sequential = process_video(probe, Path(tmp) / "seq.mp4", backend, style, threaded=False)
-        threaded = process_video(probe, Path(tmp) / "thr.mp4", backend, style, threaded=True)
+        threaded = process_video(probe, Path(tmp) / "thr.mp4", threaded_backend or backend, style, threaded=True)
     raw = sequential.stages_ms
     # A GPU backend that times its own copies (CUDA events) splits `infer`; on the CPU there are no copies.
     split = backend.device_stage_ms() if hasattr(backend, "device_stage_ms") else {}
@@ -73,7 +77,16 @@ def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig) -> tuple[dict
     return stages, sequential.seconds * 1000 / max(1, sequential.frames), threaded.fps
 
 
-def result_row(backend: Backend, latency_ms: list[float], stages: dict[str, float] | None, seq_ms: float | None, e2e_fps: float | None, cfg: FpsConfig, frame_shape: tuple[int, int]) -> dict[str, Any]:
+def result_row(
+    backend: Backend,
+    latency_ms: list[float],
+    stages: dict[str, float] | None,
+    seq_ms: float | None,
+    e2e_fps: float | None,
+    cfg: FpsConfig,
+    frame_shape: tuple[int, int],
+    frames_in_flight: int = 1,
+) -> dict[str, Any]:
     size = model_size_for(frame_shape, backend, cfg.imgsz)
     pct = percentiles(latency_ms)
     return {
@@ -88,4 +101,5 @@ def result_row(backend: Backend, latency_ms: list[float], stages: dict[str, floa
         "stages_ms": stages,
         "stages_total_ms": seq_ms,
         "e2e_fps": e2e_fps,
+        "frames_in_flight": frames_in_flight,
     }

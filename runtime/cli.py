@@ -43,6 +43,9 @@ Cmap = Enum("Cmap", {c: c for c in COLORMAPS}, type=str)  # type: ignore[misc]
 MODEL_OPT = typer.Option(None, "--model", "-m", help="An .onnx model, an .engine (TensorRT) or a .pt checkpoint (torch). Default: the embedded model.")
 BACKEND_OPT = typer.Option(BackendName.auto, help="Inference backend; auto = TensorRT for .engine, torch for .pt, else ONNX Runtime.")
 THREADS_OPT = typer.Option(0, help="CPU threads for inference (0 = all cores this process may use).")
+IN_FLIGHT_OPT = typer.Option(
+    0, min=0, help="Frames ONNX Runtime infers at once, sharing the threads (0 = auto: 2 on a CPU with 2+ threads; more fps, one frame more latency)."
+)
 VIEW_OPT = typer.Option(View.overlay, help="overlay, side-by-side (frame | in-focus | depth), maps, or mask (in-focus contour).")
 ALPHA_OPT = typer.Option(0.5, min=0.0, max=1.0, help="Opacity of the heat map in the overlay view.")
 FOCUS_CMAP_OPT = typer.Option("inferno", help="Colour map of the in-focus map.")
@@ -63,16 +66,19 @@ class Session:
     style: OverlayStyle
 
 
-def open_session(model: Optional[Path], backend: BackendName, threads: int, style: OverlayStyle, rebuild: bool = False) -> Session:
+def open_session(model: Optional[Path], backend: BackendName, threads: int, style: OverlayStyle, rebuild: bool = False, frames_in_flight: int = 1) -> Session:
     try:
         path = resolve_model(model)
-        be = open_backend(path, backend.value, threads=threads, rebuild=rebuild)
+        be = open_backend(path, backend.value, threads=threads, rebuild=rebuild, frames_in_flight=frames_in_flight)
     except (ModelError, BackendError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     detail = getattr(be, "provider", be.device)
     threads_used = getattr(be, "threads", None)
     size = "dynamic" if be.input_size is None else f"{be.input_size[0]}x{be.input_size[1]}"
-    err.print(f"backend: {be.name} ({detail}{f', {threads_used} threads' if threads_used else ''}, {be.precision}) model: {path.name} [{size}]")
+    threads_text = f", {threads_used} threads" if threads_used else ""
+    if threads_used and be.in_flight > 1:
+        threads_text = f", {be.in_flight} frames in flight x {threads_used} threads"
+    err.print(f"backend: {be.name} ({detail}{threads_text}, {be.precision}) model: {path.name} [{size}]")
     return Session(be, style)
 
 
@@ -130,6 +136,7 @@ def video(
     model: Optional[Path] = MODEL_OPT,
     backend: BackendName = BACKEND_OPT,
     threads: int = THREADS_OPT,
+    frames_in_flight: int = IN_FLIGHT_OPT,
     view: View = VIEW_OPT,
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
@@ -149,7 +156,7 @@ def video(
     check_output_path(out, [source])
     if probe.rate_fallback:
         err.print(f"[yellow]warning:[/] {source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
-    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild)
+    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild, frames_in_flight)
     summary = run_video(probe, out, session, preset)
     if json_out:
         print(json.dumps(summary))
@@ -199,6 +206,7 @@ def webcam(
     model: Optional[Path] = MODEL_OPT,
     backend: BackendName = BACKEND_OPT,
     threads: int = THREADS_OPT,
+    frames_in_flight: int = IN_FLIGHT_OPT,
     view: View = VIEW_OPT,
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
@@ -220,7 +228,7 @@ def webcam(
             cam.set(prop, value)
     if out is not None:
         check_output_path(out, [])
-    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild)
+    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild, frames_in_flight)
     times = StageTimes()
     processor = FrameProcessor(session.backend, times)
     renderer = Renderer(session.style, times)
@@ -234,18 +242,19 @@ def webcam(
                 frame = capture.latest()
                 if frame is None:
                     raise fail(f"camera {device} stopped delivering frames")
-                result = processor.process(frame)
-                image = renderer(result, session.style.view.value)
-                last = image
-                if out is not None:
-                    if writer is None:
-                        from fractions import Fraction
+                # With two frames in flight a push returns the previous frame's result (or none yet).
+                for result in processor.push(frame):
+                    image = renderer(result, session.style.view.value)
+                    last = image
+                    if out is not None:
+                        if writer is None:
+                            from fractions import Fraction
 
-                        writer = VideoWriter(out, Fraction(rate).limit_denominator(1001), image.shape[1], image.shape[0])
-                    if image.shape[:2] != (writer.height, writer.width):  # the view changed (v): keep the file's size
-                        image = cv2.resize(image, (writer.width, writer.height), interpolation=cv2.INTER_AREA)
-                    writer.write(image)
-                frames += 1
+                            writer = VideoWriter(out, Fraction(rate).limit_denominator(1001), image.shape[1], image.shape[0])
+                        if image.shape[:2] != (writer.height, writer.width):  # the view changed (v): keep the file's size
+                            image = cv2.resize(image, (writer.width, writer.height), interpolation=cv2.INTER_AREA)
+                        writer.write(image)
+                    frames += 1
             if show and last is not None:
                 cv2.imshow("dbd-rt", last)
                 key = cv2.waitKey(1) & 0xFF

@@ -70,7 +70,8 @@ def colorize(values: np.ndarray, cmap: str) -> np.ndarray:
 def depth_display(depth: np.ndarray) -> np.ndarray:
     """Depth (0 near, 1 far) as shown: stretched between its 2nd and 98th percentiles (it is relative
     anyway, and the distilled maps use a narrow band of [0, 1]), near bright."""
-    lo, hi = np.percentile(depth[::4, ::4], (2, 98))  # a 1/16 sample: the same cut points, 16x cheaper
+    step = 4 if depth.size > 200_000 else 2  # a sample gives the same cut points for a fraction of the cost
+    lo, hi = np.percentile(depth[::step, ::step], (2, 98))
     if hi - lo <= 1e-6:
         return np.full(depth.shape, 0.5, np.float32)
     # 1 - (d - lo) / (hi - lo), clipped, in place: this runs on every video frame.
@@ -95,25 +96,40 @@ def overlay_view(frame: np.ndarray, in_focus: np.ndarray, alpha: float, cmap: st
 def mask_view(frame: np.ndarray, in_focus: np.ndarray) -> np.ndarray:
     """Out-of-focus area dimmed, the in-focus region outlined."""
     region = adaptive_mask(in_focus).astype(np.uint8)
-    out = frame.copy()
-    out[region == 0] = (out[region == 0] * 0.45).astype(np.uint8)
+    # Whole-image OpenCV passes: boolean-index assignment took ~28 ms on a 640x480 frame.
+    out = cv2.convertScaleAbs(frame, alpha=0.45)
+    cv2.copyTo(frame, region, out)
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     thickness = max(1, round(min(frame.shape[:2]) / 240))
     cv2.drawContours(out, contours, -1, (0, 255, 255), thickness, cv2.LINE_AA)
     return out
 
 
+def upsample(map_: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A (h, w) map to (H, W), bilinear, as float32; returned as is when already that size."""
+    if map_.shape[:2] == shape and map_.dtype == np.float32:
+        return map_
+    return cv2.resize(map_.astype(np.float32, copy=False), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def panel(values: np.ndarray, cmap: str, shape: tuple[int, int]) -> np.ndarray:
+    """A map coloured at its own (model) size, then scaled to the frame: a third of the pixels to colour
+    for a 640x480 frame, and one uint8 resize instead of a float one."""
+    coloured = colorize(values, cmap)
+    if coloured.shape[:2] == shape:
+        return coloured
+    return cv2.resize(coloured, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def render(frame: np.ndarray, in_focus: np.ndarray, depth: np.ndarray, style: OverlayStyle) -> np.ndarray:
-    """The chosen view for one frame; maps must already be at the frame's size."""
+    """The chosen view for one frame. The maps may be at the model's size or the frame's."""
+    shape = frame.shape[:2]
     if style.view is View.overlay:
-        return overlay_view(frame, in_focus, style.alpha, style.focus_cmap)
+        return overlay_view(frame, upsample(in_focus, shape), style.alpha, style.focus_cmap)
     if style.view is View.mask:
-        return mask_view(frame, in_focus)
-    focus_panel = colorize(in_focus, style.focus_cmap)
-    depth_panel = colorize(depth_display(depth), style.depth_cmap)
-    if style.view is View.maps:
-        return np.hstack([focus_panel, depth_panel])
-    return np.hstack([frame, focus_panel, depth_panel])
+        return mask_view(frame, upsample(in_focus, shape))
+    panels = [panel(in_focus, style.focus_cmap, shape), panel(depth_display(depth), style.depth_cmap, shape)]
+    return np.hstack(panels if style.view is View.maps else [frame, *panels])
 
 
 def draw_hud(image: np.ndarray, fps: float, latency_ms: float, label: str = "") -> np.ndarray:

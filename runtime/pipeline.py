@@ -6,13 +6,14 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator
 
 import cv2
 import numpy as np
 
 from runtime.backends import Backend
-from runtime.overlay import OverlayStyle, draw_hud, render, to_bgr
+from runtime.overlay import OverlayStyle, draw_hud, render, to_bgr, upsample
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
 
@@ -56,16 +57,24 @@ def resize_for_model(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, (w, h), interpolation=interp)
 
 
-def upsample(map_: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A (h, w) model-size map to the frame's (H, W), bilinear, as float32."""
-    return cv2.resize(map_.astype(np.float32, copy=False), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-
-
 @dataclass
 class FrameResult:
+    """A frame and its maps. The network's maps are kept at its output size; the native-size ones are
+    made on first use, since the side-by-side video view never needs them."""
+
     frame: np.ndarray  # BGR at native size
-    in_focus: np.ndarray  # float32 [0, 1] at native size, 1 = in focus
-    depth: np.ndarray  # float32 at native size, 0 = near
+    in_focus_model: np.ndarray  # float32 [0, 1] at the network's output size, 1 = in focus
+    depth_model: np.ndarray  # float32 at the network's output size, 0 = near
+
+    @cached_property
+    def in_focus(self) -> np.ndarray:
+        """float32 [0, 1] at the frame's size."""
+        return np.clip(upsample(self.in_focus_model, self.frame.shape[:2]), 0.0, 1.0)
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        """float32 at the frame's size."""
+        return upsample(self.depth_model, self.frame.shape[:2])
 
 
 class FrameProcessor:
@@ -81,10 +90,17 @@ class FrameProcessor:
         self.imgsz = imgsz
         self._pending: list[np.ndarray] = []
 
-    def push(self, frame: np.ndarray) -> list[FrameResult]:
+    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The frame as BGR and the network's input batch; safe to run on another thread."""
         frame = to_bgr(frame)
         with self.times.time("preprocess"):
             batch = resize_for_model(frame, model_size_for(frame.shape[:2], self.backend, self.imgsz))[None]
+        return frame, batch
+
+    def push(self, frame: np.ndarray) -> list[FrameResult]:
+        return self.push_prepared(*self.prepare(frame))
+
+    def push_prepared(self, frame: np.ndarray, batch: np.ndarray) -> list[FrameResult]:
         with self.times.time("infer"):
             self.backend.submit(batch)
         self._pending.append(frame)
@@ -101,9 +117,8 @@ class FrameProcessor:
         with self.times.time("infer"):
             in_focus, depth = self.backend.collect()
         with self.times.time("postprocess"):
-            shape = frame.shape[:2]
-            f = np.clip(upsample(in_focus[0, 0], shape), 0.0, 1.0)
-            d = upsample(depth[0, 0], shape)
+            f = np.clip(in_focus[0, 0].astype(np.float32, copy=False), 0.0, 1.0)
+            d = depth[0, 0].astype(np.float32, copy=False)
         return FrameResult(frame, f, d)
 
     def process(self, frame: np.ndarray) -> FrameResult:
@@ -130,7 +145,7 @@ class Renderer:
 
     def __call__(self, result: FrameResult, label: str = "") -> np.ndarray:
         with self.times.time("overlay"):
-            image = render(result.frame, result.in_focus, result.depth, self.style)
+            image = render(result.frame, result.in_focus_model, result.depth_model, self.style)
             if self.style.hud:
                 self.tick()
                 latency = sum(v[-1] for k, v in self.times.ms.items() if k in ("preprocess", "infer", "postprocess") and v)

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import av
+import cv2
 import numpy as np
 
 DEFAULT_FPS = Fraction(30)
@@ -97,9 +98,12 @@ class FrameReader:
     stages that add up).
     """
 
-    def __init__(self, probe: VideoProbe, max_queue: int = 8, threaded: bool = True) -> None:
+    def __init__(self, probe: VideoProbe, max_queue: int = 8, threaded: bool = True, transform: Callable[[np.ndarray], Any] | None = None) -> None:
         self.probe = probe
         self.threaded = threaded
+        # Applied to each decoded frame on the decoding thread (the pipeline resizes there, so the
+        # inference thread only infers); not part of decode_ms.
+        self.transform = transform
         self.frames: queue.Queue = queue.Queue(max_queue)
         self.audio: queue.Queue = queue.Queue()
         self.audio_stream = None  # the input audio stream, template for the writer
@@ -146,19 +150,25 @@ class FrameReader:
                 continue
         return False
 
+    def _frames(self) -> Iterator[Any]:
+        if self.transform is None:
+            yield from self._decode()
+        else:
+            yield from map(self.transform, self._decode())
+
     def _run(self) -> None:
         try:
-            for image in self._decode():
-                if not self._put(image):
+            for item in self._frames():
+                if not self._put(item):
                     return
-        except VideoError as exc:  # surfaced to the consumer
+        except Exception as exc:  # a decoding VideoError or a failing transform: surfaced to the consumer
             self.error = exc
         finally:
             self._put(_END)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[Any]:
         if not self.threaded:
-            yield from self._decode()
+            yield from self._frames()
             return
         while True:
             item = self.frames.get()
@@ -194,8 +204,11 @@ class VideoWriter:
         max_queue: int = 8,
         threaded: bool = True,
         preset: str = DEFAULT_PRESET,
+        render: Callable[[Any], np.ndarray] | None = None,
     ) -> None:
         self.out = Path(out)
+        # Turns each written item into the picture, on the encoding thread; not part of encode_ms.
+        self.render = render
         self.preset = preset
         self.tmp = temporary_path(self.out)
         self.rate = rate
@@ -233,28 +246,36 @@ class VideoWriter:
     def is_h264(self) -> bool:
         return self.codec in H264_CODECS
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, item: Any) -> None:
+        """Queue a picture (or, with `render`, what render turns into one)."""
         if self.error is not None:
             raise self.error
         if self.threaded:
-            self._queue.put(image)
+            self._queue.put(item)
         else:
-            self._encode(image)
+            self._encode(item)
 
     def _run(self) -> None:
         while True:
-            image = self._queue.get()
-            if image is None:
+            item = self._queue.get()
+            if item is None:
                 return
             if self.error is None:
-                self._encode(image)
+                self._encode(item)
 
-    def _encode(self, image: np.ndarray) -> None:
+    def _encode(self, item: Any) -> None:
+        try:
+            image = self.render(item) if self.render is not None else item
+        except Exception as exc:  # a drawing bug, not an encoding failure: surfaced unchanged
+            self.error = exc
+            return
         try:
             t0 = time.perf_counter()
             if self.padded:
                 image = np.pad(image, ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0)), mode="edge")
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            # OpenCV's BGR -> I420 (BT.601, limited range, as libswscale's default) is ~6x faster than
+            # letting the encoder convert a bgr24 frame: 0.9 against 5.2 ms for a 1920x480 side-by-side.
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
             frame.pts = self.frames_written
             frame.time_base = 1 / self.rate
             for packet in self._video_out.encode(frame):

@@ -1,4 +1,4 @@
-"""One video file through the model: decode thread -> resize/infer/draw -> encode thread."""
+"""One video file through the model: decode + resize thread -> infer -> draw + encode thread."""
 
 from __future__ import annotations
 
@@ -51,9 +51,20 @@ def process_video(
     times = StageTimes()
     processor = FrameProcessor(backend, times)
     renderer = Renderer(style, times)
-    reader = FrameReader(probe, threaded=threaded).start()
+    # Three threads share the work: decode + resize, infer, draw + encode.
+    reader = FrameReader(probe, threaded=threaded, transform=processor.prepare).start()
     try:
-        writer = VideoWriter(out, probe.rate, probe.width * style.view.panels, probe.height, reader.audio_stream, reader.audio, threaded=threaded, preset=preset)
+        writer = VideoWriter(
+            out,
+            probe.rate,
+            probe.width * style.view.panels,
+            probe.height,
+            reader.audio_stream,
+            reader.audio,
+            threaded=threaded,
+            preset=preset,
+            render=renderer,
+        )
     except BaseException:
         reader.close()
         raise
@@ -65,16 +76,16 @@ def process_video(
     t0 = time.perf_counter()
     try:
         try:
-            for frame in reader:
-                for result in processor.push(frame):
-                    writer.write(renderer(result))
+            for frame, batch in reader:
+                for result in processor.push_prepared(frame, batch):
+                    writer.write(result)
                     frames += 1
                 if on_frame:
                     on_frame(frames, frames / (time.perf_counter() - t0))
         except KeyboardInterrupt:
             interrupted = True
         for result in processor.drain():
-            writer.write(renderer(result))
+            writer.write(result)
             frames += 1
         written = writer.finish()
     except BaseException:

@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trainer.losses import LossWeights, balanced_bce, masked_l2, total_loss  # noqa: E402
+from trainer.losses import DEFOCUS_LOSSES, LossWeights, balanced_bce, bce_iou, masked_l2, soft_iou, total_loss  # noqa: E402
 from trainer.model import NetOutputs  # noqa: E402
 
 
@@ -35,6 +35,29 @@ def test_balanced_bce_averages_over_images():
     assert both.item() == pytest.approx((balanced_bce(a, t) + balanced_bce(b, t)).item() / 2, rel=1e-6)
 
 
+def test_soft_iou_hand_value_and_empty_masks():
+    # p = (0.5, 0.5, 0, 0) against y = (1, 0, 0, 0): inter 0.5, union 1.5 -> 1 - 1.5 / 2.5 with the +1 smoothing.
+    logits = torch.tensor([0.0, 0.0, -100.0, -100.0]).view(1, 1, 2, 2)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    assert soft_iou(logits, target).item() == pytest.approx(0.4, abs=1e-6)
+    # An all-out-of-focus photo predicted as such costs nothing (no 0/0).
+    assert soft_iou(torch.full((1, 1, 2, 2), -100.0), torch.zeros(1, 1, 2, 2)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bce_iou_is_bce_plus_iou_and_prefers_the_right_map():
+    target = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    right, wrong = (target * 8 - 4), (4 - target * 8)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(right, target)
+    assert bce_iou(right, target).item() == pytest.approx((bce + soft_iou(right, target)).item(), rel=1e-6)
+    assert bce_iou(right, target).item() < 0.1 < 1.0 < bce_iou(wrong, target).item()
+
+
+def test_cli_loss_choices_match_the_loss_table():
+    from trainer.cli import DefocusLoss
+
+    assert {c.value for c in DefocusLoss} == set(DEFOCUS_LOSSES)
+
+
 def test_masked_l2_hand_value_and_masked_images_contribute_nothing():
     pred = torch.tensor([[1.0, 3.0], [0.0, 0.0]]).view(2, 1, 1, 2)
     teacher = torch.tensor([[0.0, 1.0], [100.0, 100.0]]).view(2, 1, 1, 2)
@@ -59,6 +82,8 @@ def test_total_loss_combines_terms_with_alpha_beta_gamma():
     assert terms.defocus.item() == pytest.approx(ld.item(), rel=1e-6)
     assert terms.depth.item() == pytest.approx(lz.item(), rel=1e-6)
     assert terms.total.item() == pytest.approx((ld + 0.1 * lz).item(), rel=1e-6)
+    iou = total_loss(_outputs(d, z), mask, depth, has, LossWeights(alpha=0.5, beta=2.0, gamma=0.1, defocus="bce-iou"))
+    assert iou.defocus.item() == pytest.approx((bce_iou(d, mask) * (1 + 5 * 0.5)).item(), rel=1e-6)
 
 
 def test_depth_term_is_zero_and_gradient_free_where_masked():

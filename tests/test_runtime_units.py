@@ -9,7 +9,7 @@ import pytest
 
 from runtime.backends import BackendError, choose_backend, infer, open_backend
 from runtime.capture import LatestFrameCapture
-from runtime.overlay import OverlayStyle, View, adaptive_mask, colorize, draw_hud, overlay_view, render, to_bgr
+from runtime.overlay import OverlayStyle, View, adaptive_mask, colorize, draw_hud, mask_view, overlay_view, render, to_bgr
 from runtime.pipeline import FrameProcessor, model_size_for
 
 
@@ -42,6 +42,17 @@ def test_each_view_is_panels_frames_wide(view):
 def test_adaptive_mask_uses_one_and_a_half_times_the_mean():
     m = np.array([[0.0, 0.1, 0.2, 0.9]])  # mean 0.3 -> threshold 0.45
     assert adaptive_mask(m).tolist() == [[False, False, False, True]]
+
+
+def test_mask_view_dims_outside_keeps_inside_and_outlines_the_region():
+    frame = np.full((120, 160, 3), 200, np.uint8)
+    focus = np.zeros((120, 160), np.float32)
+    focus[30:90, 40:120] = 1.0
+    out = mask_view(frame, focus)
+    assert np.array_equal(out[45:75, 60:100], frame[45:75, 60:100])
+    assert np.abs(out[:10, :10].astype(int) - 90).max() <= 1  # 200 x 0.45
+    yellow = (out[..., 0] < 60) & (out[..., 1] > 200) & (out[..., 2] > 200)
+    assert yellow[28:33, 40:120].any() and not yellow[45:75, 60:100].any()
 
 
 def test_views_cycle_and_hud_draws():
@@ -126,3 +137,66 @@ def test_capture_never_hands_out_the_same_frame_twice_and_reports_a_dead_camera(
     assert cap.latest(timeout=1.0) is None
     assert cap.failed
     cap.stop()
+
+
+def test_onnxruntime_frames_in_flight_keep_order_and_values(tiny_onnx):
+    one = open_backend(tiny_onnx, "onnxruntime", threads=2, frames_in_flight=1)
+    two = open_backend(tiny_onnx, "onnxruntime", threads=2, frames_in_flight=2)
+    assert (one.in_flight, one.threads) == (1, 2)
+    assert (two.in_flight, two.threads) == (2, 1)
+    rng = np.random.default_rng(3)
+    batches = [rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8) for _ in range(5)]
+    for b in batches:
+        two.submit(b)
+    got = [two.collect() for _ in batches]
+    for b, (focus, depth) in zip(batches, got):
+        want_focus, want_depth = infer(one, b)
+        np.testing.assert_allclose(focus, want_focus, atol=1e-5)
+        np.testing.assert_allclose(depth, want_depth, atol=1e-5)
+    two.close()
+    one.close()
+
+
+def test_auto_frames_in_flight_only_splits_cpu_threads():
+    from runtime.backends.onnxruntime_backend import auto_frames_in_flight
+
+    assert auto_frames_in_flight("CPUExecutionProvider", 2) == 2
+    assert auto_frames_in_flight("CPUExecutionProvider", 1) == 1
+    assert auto_frames_in_flight("CUDAExecutionProvider", 16) == 1
+
+
+def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, tiny_onnx, monkeypatch):
+    from typer.testing import CliRunner
+
+    import runtime.cli
+    from runtime.cli import app
+    from runtime.video_io import probe_video
+
+    class Camera(FakeCamera):
+        def __init__(self, source):
+            super().__init__()
+
+        def isOpened(self):
+            return True
+
+        def set(self, prop, value):
+            return True
+
+        def get(self, prop):
+            return 10.0
+
+        def read(self):
+            ok, _ = super().read()
+            time.sleep(0.005)
+            return ok, np.full((48, 64, 3), self.n % 256, np.uint8)
+
+    monkeypatch.setattr(runtime.cli.cv2, "VideoCapture", Camera)
+    out = tmp_path / "rec.mp4"
+    res = CliRunner().invoke(
+        app, ["webcam", "--no-show", "--max-frames", "6", "--frames-in-flight", "2", "--threads", "2", "--view", "side-by-side", "--out", str(out), "--model", str(tiny_onnx)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "2 frames in flight" in res.output
+    probe = probe_video(out)
+    assert (probe.width, probe.height) == (192, 48)
+    assert probe.frames == 6

@@ -29,6 +29,13 @@ class Near(str, Enum):
     low = "low"
 
 
+class DefocusLoss(str, Enum):
+    """Mirrors trainer.losses.DEFOCUS_LOSSES (kept here so --help needs no torch import)."""
+
+    balanced_bce = "balanced-bce"
+    bce_iou = "bce-iou"
+
+
 class Pretrained(str, Enum):
     imagenet = "imagenet"
     none = "none"
@@ -61,6 +68,7 @@ def main(
     momentum: float = typer.Option(0.9, help="SGD momentum."),
     weight_decay: float = typer.Option(5e-4, help="Weight decay on conv/linear weights (not on norms and biases)."),
     gamma: float = typer.Option(0.1, help="Weight of the depth distillation loss; 0 trains without distillation."),
+    defocus_loss: DefocusLoss = typer.Option(DefocusLoss.balanced_bce, help="Defocus loss: the paper's class-balanced BCE, or BCE + soft IoU (sharper, calibrated maps)."),
     alpha: float = typer.Option(1.0, help="Weight of each defocus side output."),
     beta: float = typer.Option(1.0, help="Weight of each depth side output."),
     imgsz: int = typer.Option(320, help="Square training and validation input size."),
@@ -106,6 +114,7 @@ def main(
         momentum=momentum,
         weight_decay=weight_decay,
         gamma=gamma,
+        defocus_loss=defocus_loss.value,
         alpha=alpha,
         beta=beta,
         imgsz=imgsz,

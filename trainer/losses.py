@@ -1,8 +1,9 @@
-"""Training losses (paper §3.3): class-balanced BCE for defocus, masked L2 depth distillation."""
+"""Training losses: the paper's class-balanced BCE (§3.3) or BCE + soft IoU for defocus, masked L2 depth distillation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ class LossWeights:
     alpha: float = 1.0  # each defocus side output
     beta: float = 1.0  # each depth side output
     gamma: float = 0.1  # depth distillation as a whole
+    defocus: str = "balanced-bce"  # a key of DEFOCUS_LOSSES
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,6 +40,32 @@ def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return per_pixel.flatten(1).mean(1).mean()
 
 
+def soft_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - sum(p y) / sum(p + y - p y) per image, averaged; 0 for a perfect map, also when both are empty."""
+    p = torch.sigmoid(logits.float()).flatten(1)
+    y = target.flatten(1)
+    inter = (p * y).sum(1)
+    union = (p + y - p * y).sum(1)
+    return (1 - (inter + 1.0) / (union + 1.0)).mean()
+
+
+def bce_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Unweighted BCE plus soft IoU of the in-focus region.
+
+    The class-balanced BCE pushes the minority class up, so its maps come out soft and shifted: on our
+    validation photos a monotone sharpening of the shipped lite0 maps alone cut MAE from 0.126 to
+    0.093. Plain BCE keeps the probabilities calibrated and the IoU term rewards whole regions.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target)
+    return bce + soft_iou(logits, target)
+
+
+DEFOCUS_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "balanced-bce": balanced_bce,
+    "bce-iou": bce_iou,
+}
+
+
 def masked_l2(pred: torch.Tensor, teacher: torch.Tensor, has_teacher: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image, averaged over the images that have a teacher map.
 
@@ -59,6 +87,7 @@ class LossTerms:
 
 def total_loss(out: NetOutputs, mask: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor, weights: LossWeights = LossWeights()) -> LossTerms:
     """L = l_defocus + gamma * l_depth with l_x = l(fused) + w * sum_k l(side_k)."""
-    l_defocus = balanced_bce(out.defocus, mask) + weights.alpha * sum(balanced_bce(s, mask) for s in out.defocus_sides)
+    defocus = DEFOCUS_LOSSES[weights.defocus]
+    l_defocus = defocus(out.defocus, mask) + weights.alpha * sum(defocus(s, mask) for s in out.defocus_sides)
     l_depth = masked_l2(out.depth, depth, has_depth) + weights.beta * sum(masked_l2(s, depth, has_depth) for s in out.depth_sides)
     return LossTerms(l_defocus + weights.gamma * l_depth, l_defocus.detach(), l_depth.detach())

@@ -66,6 +66,7 @@ class TrainConfig:
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 0.1
+    defocus_loss: str = "balanced-bce"  # the paper's; "bce-iou" gives sharper, calibrated maps
     imgsz: int = 320
     seed: int = 0
     workers: int = 0
@@ -369,7 +370,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
     if steps_per_epoch == 0:
         raise ValueError(f"{len(dataset)} training images are fewer than one batch of {cfg.batch} per process")
     total_steps = steps_per_epoch * cfg.epochs
-    weights = LossWeights(cfg.alpha, cfg.beta, cfg.gamma)
+    weights = LossWeights(cfg.alpha, cfg.beta, cfg.gamma, cfg.defocus_loss)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 

@@ -10,25 +10,25 @@ from runtime.backends.base import Backend, BackendError, Maps, infer
 __all__ = ["Backend", "BackendError", "Maps", "infer", "open_backend", "BACKENDS", "available_backends"]
 
 
-def _onnxruntime(path: Path, threads: int, provider: str, rebuild: bool) -> Backend:
+def _onnxruntime(path: Path, threads: int, provider: str, rebuild: bool, frames_in_flight: int) -> Backend:
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, provider=provider, threads=threads)
+    return OnnxRuntimeBackend(path, provider=provider, threads=threads, frames_in_flight=frames_in_flight)
 
 
-def _tensorrt(path: Path, threads: int, provider: str, rebuild: bool) -> Backend:
+def _tensorrt(path: Path, threads: int, provider: str, rebuild: bool, frames_in_flight: int) -> Backend:
     from runtime.backends.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(path, rebuild=rebuild)
 
 
-def _torch(path: Path, threads: int, provider: str, rebuild: bool) -> Backend:
+def _torch(path: Path, threads: int, provider: str, rebuild: bool, frames_in_flight: int) -> Backend:
     from runtime.backends.torch_backend import TorchBackend
 
     return TorchBackend(path, threads=threads)
 
 
-BACKENDS: dict[str, Callable[[Path, int, str, bool], Backend]] = {
+BACKENDS: dict[str, Callable[[Path, int, str, bool, int], Backend]] = {
     "onnxruntime": _onnxruntime,
     "tensorrt": _tensorrt,
     "torch": _torch,
@@ -49,9 +49,12 @@ def choose_backend(path: Path, requested: str = "auto") -> str:
     return requested
 
 
-def open_backend(path: Path, requested: str = "auto", threads: int = 0, provider: str = "auto", rebuild: bool = False) -> Backend:
-    """`rebuild`: a TensorRT engine built for another GPU or TensorRT is rebuilt here from its ONNX."""
-    return BACKENDS[choose_backend(path, requested)](path, threads, provider, rebuild)
+def open_backend(
+    path: Path, requested: str = "auto", threads: int = 0, provider: str = "auto", rebuild: bool = False, frames_in_flight: int = 1
+) -> Backend:
+    """`rebuild`: a TensorRT engine built for another GPU or TensorRT is rebuilt here from its ONNX.
+    `frames_in_flight`: concurrent frames for ONNX Runtime (0 = auto; TensorRT keeps its own two in flight)."""
+    return BACKENDS[choose_backend(path, requested)](path, threads, provider, rebuild, frames_in_flight)
 
 
 def available_backends() -> dict[str, str]:

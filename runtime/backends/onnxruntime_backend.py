@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +36,22 @@ def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     return ModelInfo(path, size, dict(session.get_modelmeta().custom_metadata_map))
 
 
+def auto_frames_in_flight(provider: str, threads: int) -> int:
+    """Frames worth inferring at once: 2 on a CPU with 2+ threads, else 1.
+
+    Batch-1 inference of this small net splits poorly across threads: on 2 cores one frame on 2
+    threads ran 44 frames/s for 46 CPU-ms each, two frames at once on 1 thread each 55 frames/s for
+    36 CPU-ms each, which leaves more of the machine to decoding and encoding. The price is latency.
+    """
+    return 2 if provider == "CPUExecutionProvider" and threads >= 2 else 1
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    in_flight = 1
 
-    def __init__(self, path: Path, provider: str = "auto", threads: int = 0, spin: bool = True) -> None:
+    def __init__(self, path: Path, provider: str = "auto", threads: int = 0, spin: bool = True, frames_in_flight: int = 1) -> None:
+        """`frames_in_flight` > 1 runs that many frames concurrently, splitting `threads` between them
+        (0 = auto_frames_in_flight)."""
         available = ort.get_available_providers()
         if provider == "auto":
             providers = [p for p in PROVIDER_PREFERENCE if p in available]
@@ -47,13 +59,16 @@ class OnnxRuntimeBackend:
             providers = [provider, "CPUExecutionProvider"]
         else:
             raise BackendError(f"ONNX Runtime provider {provider} is not available here (have: {', '.join(available)})")
+        threads = threads or default_threads()
+        if frames_in_flight <= 0:
+            frames_in_flight = auto_frames_in_flight(providers[0], threads)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or default_threads()
+        opts.intra_op_num_threads = max(1, threads // frames_in_flight)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ORT's workers busy-wait between runs. Measured on 2 cores: 23 ms per frame with spinning,
-        # 29 ms without, and no clear end-to-end difference in the threaded video pipeline.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        # ORT's workers busy-wait between runs: a little faster for one frame at a time on an idle
+        # machine, but concurrent runs would spin against each other.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin and frames_in_flight == 1 else "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
@@ -65,14 +80,24 @@ class OnnxRuntimeBackend:
         self.provider = active
         self.precision = "fp32"
         self.threads = opts.intra_op_num_threads
-        self._results: deque[Maps] = deque()
+        self.in_flight = frames_in_flight
+        # ORT releases the GIL in run(), so worker threads give real parallelism.
+        self._pool = ThreadPoolExecutor(frames_in_flight, thread_name_prefix="ort") if frames_in_flight > 1 else None
+        self._results: deque[Maps | Future[Maps]] = deque()
+
+    def _run(self, frames: np.ndarray) -> Maps:
+        in_focus, depth = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: frames})
+        return in_focus, depth
 
     def submit(self, frames: np.ndarray) -> None:
-        in_focus, depth = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(frames, dtype=np.uint8)})
-        self._results.append((in_focus, depth))
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        self._results.append(self._pool.submit(self._run, frames) if self._pool else self._run(frames))
 
     def collect(self) -> Maps:
-        return self._results.popleft()
+        item = self._results.popleft()
+        return item.result() if isinstance(item, Future) else item
 
     def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown(wait=True)
         self._results.clear()
