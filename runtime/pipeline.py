@@ -65,6 +65,7 @@ class FrameResult:
     frame: np.ndarray  # BGR at native size
     in_focus_model: np.ndarray  # float32 [0, 1] at the network's output size, 1 = in focus
     depth_model: np.ndarray  # float32 at the network's output size, 0 = near
+    latency_ms: float = 0.0  # from handing the frame to the backend to its maps being ready
 
     @cached_property
     def in_focus(self) -> np.ndarray:
@@ -88,7 +89,7 @@ class FrameProcessor:
         self.backend = backend
         self.times = times or StageTimes()
         self.imgsz = imgsz
-        self._pending: list[np.ndarray] = []
+        self._pending: list[tuple[np.ndarray, float]] = []  # frame, time it was submitted
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frame as BGR and the network's input batch; safe to run on another thread."""
@@ -101,9 +102,10 @@ class FrameProcessor:
         return self.push_prepared(*self.prepare(frame))
 
     def push_prepared(self, frame: np.ndarray, batch: np.ndarray) -> list[FrameResult]:
+        submitted = time.perf_counter()
         with self.times.time("infer"):
             self.backend.submit(batch)
-        self._pending.append(frame)
+        self._pending.append((frame, submitted))
         out = []
         while len(self._pending) >= max(1, self.backend.in_flight):
             out.append(self._collect())
@@ -113,13 +115,13 @@ class FrameProcessor:
         return [self._collect() for _ in range(len(self._pending))]
 
     def _collect(self) -> FrameResult:
-        frame = self._pending.pop(0)
+        frame, submitted = self._pending.pop(0)
         with self.times.time("infer"):
             in_focus, depth = self.backend.collect()
         with self.times.time("postprocess"):
             f = np.clip(in_focus[0, 0].astype(np.float32, copy=False), 0.0, 1.0)
             d = depth[0, 0].astype(np.float32, copy=False)
-        return FrameResult(frame, f, d)
+        return FrameResult(frame, f, d, (time.perf_counter() - submitted) * 1000)
 
     def process(self, frame: np.ndarray) -> FrameResult:
         """One frame, synchronously."""
@@ -148,6 +150,5 @@ class Renderer:
             image = render(result.frame, result.in_focus_model, result.depth_model, self.style)
             if self.style.hud:
                 self.tick()
-                latency = sum(v[-1] for k, v in self.times.ms.items() if k in ("preprocess", "infer", "postprocess") and v)
-                draw_hud(image, self._fps, latency, label)
+                draw_hud(image, self._fps, result.latency_ms, label)
         return image

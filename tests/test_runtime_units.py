@@ -200,3 +200,31 @@ def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, tiny_onnx
     probe = probe_video(out)
     assert (probe.width, probe.height) == (192, 48)
     assert probe.frames == 6
+
+
+def test_frame_processor_keeps_order_with_two_in_flight_and_times_latency():
+    class SlowBackend:
+        name, device, precision, input_size, in_flight = "fake", "cpu", "fp32", (8, 8), 2
+
+        def __init__(self):
+            self.queue = []
+
+        def submit(self, frames):
+            self.queue.append(float(frames.mean()))
+
+        def collect(self):
+            time.sleep(0.02)
+            v = self.queue.pop(0) / 255
+            return np.full((1, 1, 8, 8), v, np.float32), np.full((1, 1, 8, 8), v, np.float32)
+
+        def close(self):
+            pass
+
+    proc = FrameProcessor(SlowBackend())
+    frames = [np.full((16, 16, 3), v, np.uint8) for v in (10, 20, 30)]
+    got = [proc.push(f) for f in frames] + [proc.drain()]
+    assert [len(g) for g in got] == [0, 1, 1, 1]
+    results = [r for g in got for r in g]
+    assert [round(float(r.in_focus_model.mean()) * 255) for r in results] == [10, 20, 30]
+    assert results[0].in_focus.shape == (16, 16)
+    assert all(r.latency_ms >= 20 for r in results)
