@@ -71,10 +71,21 @@ class ImageScores:
     curve_recall: np.ndarray = field(repr=False)
 
 
+def as_8bit(pred: np.ndarray) -> np.ndarray:
+    """The map as the 8-bit PNG `dbd-rt image --save-maps` writes (and DBD evaluators read), in [0, 1]."""
+    return np.rint(np.clip(pred.astype(np.float64), 0.0, 1.0) * 255.0) / 255.0
+
+
 def score_image(pred: np.ndarray, mask: np.ndarray) -> ImageScores:
-    """All per-image numbers for one prediction/mask pair of the same shape."""
+    """All per-image numbers for one prediction/mask pair of the same shape.
+
+    The map is scored at 8 bits, as saved: a confident float map (0.998 all over a large in-focus
+    region) would otherwise have no pixel at the adaptive threshold once it is capped at 1, and
+    score F = 0 where its saved PNG scores nearly 1.
+    """
     if pred.shape != mask.shape:
         raise ValueError(f"prediction {pred.shape} and mask {mask.shape} differ in shape")
+    pred = as_8bit(pred)
     mask = mask.astype(bool)
     p, r = precision_recall(pred >= adaptive_threshold(pred), mask)
     cp, cr = curve_counts(pred, mask)

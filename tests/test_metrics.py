@@ -28,7 +28,7 @@ def test_constant_map_predicts_nothing_at_adaptive_threshold():
     pred = np.full(m.shape, 0.5)
     assert adaptive_threshold(pred) == pytest.approx(0.75)
     s = score_image(pred, m)
-    assert s.mae == pytest.approx(0.5)
+    assert s.mae == pytest.approx(0.5, abs=1 / 255)  # scored at 8 bits: 0.5 is saved as 128
     assert (s.precision, s.recall, s.f_beta) == (0.0, 0.0, 0.0)
 
 
@@ -48,7 +48,8 @@ def test_hand_computed_partial_map():
     s = score_image(pred, m)
     assert (s.precision, s.recall) == (0.75, 0.5)
     assert s.f_beta == pytest.approx(1.3 * 0.75 * 0.5 / (0.3 * 0.75 + 0.5))
-    assert s.mae == pytest.approx((3 * 0.1 + 0.9 + 3 * 1.0) / 20)
+    q = 230 / 255  # 0.9 as saved at 8 bits
+    assert s.mae == pytest.approx((3 * (1 - q) + q + 3 * 1.0) / 20)
 
 
 def test_curve_counts_agree_with_direct_thresholding():
@@ -75,3 +76,15 @@ def test_dataset_f_from_mean_precision_recall_differs_from_mean_f():
     # mean P = (1 + 6/11) / 2, mean R = 1.
     p = (1 + 6 / 11) / 2
     assert s.max_f == pytest.approx(1.3 * p / (0.3 * p + 1))
+
+
+def test_confident_map_of_a_large_region_is_scored_as_its_saved_png():
+    # 80 % in focus, predicted at 0.999: the mean is 0.8, so the threshold caps at 1. The saved 8-bit
+    # map holds 255 there, so every in-focus pixel passes and F is 1 (a float compare would give 0).
+    mask = np.zeros((10, 10), bool)
+    mask[:8] = True
+    pred = np.where(mask, 0.999, 0.0)
+    s = score_image(pred, mask)
+    assert (s.precision, s.recall) == (1.0, 1.0)
+    assert s.f_beta == pytest.approx(1.0)
+    assert s.mae == pytest.approx(0.0)
