@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
@@ -248,8 +249,6 @@ def webcam(
                     last = image
                     if out is not None:
                         if writer is None:
-                            from fractions import Fraction
-
                             writer = VideoWriter(out, Fraction(rate).limit_denominator(1001), image.shape[1], image.shape[0])
                         if image.shape[:2] != (writer.height, writer.width):  # the view changed (v): keep the file's size
                             image = cv2.resize(image, (writer.width, writer.height), interpolation=cv2.INTER_AREA)

@@ -151,10 +151,7 @@ class FrameReader:
         return False
 
     def _frames(self) -> Iterator[Any]:
-        if self.transform is None:
-            yield from self._decode()
-        else:
-            yield from map(self.transform, self._decode())
+        return self._decode() if self.transform is None else map(self.transform, self._decode())
 
     def _run(self) -> None:
         try:
