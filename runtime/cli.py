@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from runtime.backends import Backend, BackendError, open_backend
+from runtime.metrics import focus_png
 from runtime.model_info import ModelError, resolve_model
 from runtime.overlay import COLORMAPS, OverlayStyle, View
 from runtime.pipeline import FrameProcessor, Renderer, StageTimes
@@ -344,7 +345,7 @@ def image(
         result = processor.process(img)
         targets = [(out / f"{f.stem}_{view.value}.png", renderer(result))]
         if save_maps is not None:
-            targets.append((save_maps / f"{f.stem}.png", np.clip(result.in_focus * 255 + 0.5, 0, 255).astype(np.uint8)))
+            targets.append((save_maps / f"{f.stem}.png", focus_png(result.in_focus)))
             targets.append((save_maps / f"{f.stem}_depth.png", (np.clip(result.depth, 0, 1) * 65535 + 0.5).astype(np.uint16)))
         for path, pic in targets:
             if any(_same_file(i, path) for i in files):

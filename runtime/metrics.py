@@ -71,9 +71,14 @@ class ImageScores:
     curve_recall: np.ndarray = field(repr=False)
 
 
+def focus_png(pred: np.ndarray) -> np.ndarray:
+    """The in-focus map as the 8-bit image `dbd-rt image --save-maps` writes (255 = in focus)."""
+    return np.clip(pred * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def as_8bit(pred: np.ndarray) -> np.ndarray:
-    """The map as the 8-bit PNG `dbd-rt image --save-maps` writes (and DBD evaluators read), in [0, 1]."""
-    return np.rint(np.clip(pred.astype(np.float64), 0.0, 1.0) * 255.0) / 255.0
+    """The map as that saved image (and DBD evaluators) hold it, back in [0, 1]."""
+    return focus_png(pred.astype(np.float64)) / 255.0
 
 
 def score_image(pred: np.ndarray, mask: np.ndarray) -> ImageScores:
