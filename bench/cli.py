@@ -17,6 +17,7 @@ from rich.table import Table
 from runtime.backends import Backend, BackendError, open_backend
 from runtime.model_info import SAMPLE_CLIP, ModelError, resolve_model
 from runtime.overlay import View
+from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ
 from runtime.video_io import FrameReader, VideoError, probe_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
@@ -59,7 +60,7 @@ def fps(
     checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, help="Checkpoint for the torch backend (default: the shipped one)."),
     backend: str = typer.Option("auto", help="One backend: auto, onnxruntime, tensorrt or torch."),
     compare: Optional[str] = typer.Option(None, help="Comma-separated backends measured in one interleaved run, e.g. onnxruntime,torch; ratios are against the first."),
-    imgsz: int = typer.Option(320, help="Model input size for dynamic models (static ones use their own)."),
+    imgsz: int = typer.Option(VIDEO_IMGSZ, min=32, help="Short side of a dynamic model's input, as dbd-rt video uses (static models use their own size)."),
     video: Optional[Path] = typer.Option(None, help="Video for the pipeline measurement (default: the bundled 640x480 sample clip)."),
     synthetic: Optional[str] = typer.Option(None, help="Use a generated WxH clip (e.g. 640x480) instead of --video."),
     view: View = typer.Option(View.side_by_side, help="View rendered in the pipeline measurement."),
@@ -201,7 +202,7 @@ def eval_(
     names: Optional[Path] = typer.Option(None, help="File of stems to score, one per line (default: every pair)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to score (default: the embedded ONNX)."),
     backend: str = typer.Option("auto", help="Backend for the model."),
-    imgsz: int = typer.Option(320, help="Model input size for dynamic models."),
+    imgsz: int = typer.Option(PHOTO_IMGSZ, min=32, help="Short side of a dynamic model's input, as dbd-rt image uses (static models use their own size)."),
     baseline: Optional[str] = typer.Option(None, help="Also score a classical reference: hifst (needs the baseline extra)."),
     plot: Optional[Path] = typer.Option(None, help="Write the precision-recall curve(s) to this PNG."),
     per_image: Optional[Path] = typer.Option(None, help="Write per-image MAE, precision, recall, F-beta to this CSV."),

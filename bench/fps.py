@@ -12,7 +12,7 @@ import numpy as np
 
 from runtime.backends import Backend, infer
 from runtime.overlay import OverlayStyle, View
-from runtime.pipeline import model_size_for, resize_for_model
+from runtime.pipeline import VIDEO_IMGSZ, model_size_for, resize_for_model
 from runtime.video_io import probe_video
 from runtime.video_job import process_video
 
@@ -24,7 +24,7 @@ STAGE_KEYS = ("decode", "preprocess", "host_to_device", "compute", "device_to_ho
 class FpsConfig:
     warmup: int = 20
     iters: int = 100
-    imgsz: int = 320
+    imgsz: int = VIDEO_IMGSZ  # short side for a dynamic model, as `dbd-rt video` uses
     view: View = View.side_by_side
 
 
@@ -58,8 +58,8 @@ def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig, threaded_back
     probe = probe_video(video)
     style = OverlayStyle(view=cfg.view)
     with tempfile.TemporaryDirectory() as tmp:
-        sequential = process_video(probe, Path(tmp) / "seq.mp4", backend, style, threaded=False)
-        threaded = process_video(probe, Path(tmp) / "thr.mp4", threaded_backend or backend, style, threaded=True)
+        sequential = process_video(probe, Path(tmp) / "seq.mp4", backend, style, threaded=False, imgsz=cfg.imgsz)
+        threaded = process_video(probe, Path(tmp) / "thr.mp4", threaded_backend or backend, style, threaded=True, imgsz=cfg.imgsz)
     raw = sequential.stages_ms
     # A GPU backend that times its own copies (CUDA events) splits `infer`; on the CPU there are no copies.
     split = backend.device_stage_ms() if hasattr(backend, "device_stage_ms") else {}

@@ -34,8 +34,9 @@ def _row(image, truth, focus, depth, label):
         cv2.resize(colorize(depth_display(depth), "viridis"), size, interpolation=cv2.INTER_AREA),
     ]
     row = np.hstack(panels)
-    cv2.putText(row, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(row, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    cv2.rectangle(row, (0, 0), (tw + 10, th + base + 8), (0, 0, 0), -1)  # readable on any photo
+    cv2.putText(row, label, (5, th + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return row
 
 

@@ -65,16 +65,24 @@ def trt(
     fp16: bool = typer.Option(True, "--fp16/--fp32", help="FP16 (strongly typed mixed precision) or FP32 engine."),
     workspace: float = typer.Option(2.0, help="Builder workspace limit in GiB."),
     timing_cache: Optional[Path] = typer.Option(None, help="Timing cache file to reuse and update across builds."),
+    imgsz: str = typer.Option(
+        "320x416", help="HxW the engine runs at, from a dynamic ONNX (multiples of 32; a static ONNX keeps its own). Default: a 4:3 frame at 320 on the short side."
+    ),
 ) -> None:
     """Build a serialized TensorRT engine on this machine's GPU."""
+    from export.onnx_export import parse_imgsz
     from runtime.backends.base import BackendError
 
     if not model.is_file():
         raise _fail(f"{model}: file not found")
     try:
+        size = parse_imgsz(imgsz)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
         from export.tensorrt_build import EngineBuildConfig, build_engine
 
-        sidecar = build_engine(model, out, EngineBuildConfig(fp16=fp16, workspace_gib=workspace, timing_cache=timing_cache))
+        sidecar = build_engine(model, out, EngineBuildConfig(fp16=fp16, workspace_gib=workspace, timing_cache=timing_cache, imgsz=size))
     except BackendError as exc:
         raise _fail(f"cannot build a TensorRT engine here: {exc}") from None
     except RuntimeError as exc:

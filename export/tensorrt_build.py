@@ -27,8 +27,14 @@ class EngineBuildConfig:
     fp16: bool = True
     workspace_gib: float = 2.0
     timing_cache: Path | None = None
-    # For a dynamic ONNX: (min, opt, max) input shapes, NHWC.
-    profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = ((1, 192, 192, 3), (1, 320, 320, 3), (1, 640, 640, 3))
+    # For a dynamic ONNX, the (height, width) the engine is tuned for and the runtime runs at: the
+    # 320-short-side input of a 4:3 frame, as `dbd-rt image` sizes it.
+    imgsz: tuple[int, int] = (320, 416)
+
+    def profile(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(min, opt, max) NHWC input shapes of the optimization profile."""
+        h, w = self.imgsz
+        return (1, 192, 192, 3), (1, h, w, 3), (1, max(640, h), max(640, w), 3)
 
 
 def _static_shape(model: onnx.ModelProto) -> tuple[int, ...] | None:
@@ -56,10 +62,10 @@ def build_engine(onnx_path: Path, out: Path, cfg: EngineBuildConfig = EngineBuil
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gib * (1 << 30)))
     cache = _load_timing_cache(config, cfg.timing_cache)
     static = _static_shape(source)
-    shapes = [list(static)] * 3 if static else [list(s) for s in cfg.profile]
+    shapes = [list(static)] * 3 if static else [list(s) for s in cfg.profile()]
     if static is None:
         profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT_NAME, *[tuple(s) for s in cfg.profile])
+        profile.set_shape(INPUT_NAME, *cfg.profile())
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

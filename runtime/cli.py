@@ -21,7 +21,7 @@ from runtime.backends import Backend, BackendError, open_backend
 from runtime.metrics import focus_png
 from runtime.model_info import ModelError, resolve_model
 from runtime.overlay import COLORMAPS, OverlayStyle, View
-from runtime.pipeline import FrameProcessor, Renderer, StageTimes
+from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ, FrameProcessor, Renderer, StageTimes
 from runtime.video_io import DEFAULT_PRESET, X264_PRESETS, VideoError, VideoWriter, probe_video
 from runtime.video_job import process_video
 
@@ -47,6 +47,9 @@ BACKEND_OPT = typer.Option(BackendName.auto, help="Inference backend; auto = Ten
 THREADS_OPT = typer.Option(0, help="CPU threads for inference (0 = all cores this process may use).")
 IN_FLIGHT_OPT = typer.Option(
     0, min=0, help="Frames ONNX Runtime infers at once, sharing the threads (0 = auto: 2 on a CPU with 2+ threads; more fps, one frame more latency)."
+)
+VIDEO_IMGSZ_OPT = typer.Option(
+    VIDEO_IMGSZ, min=32, help="Short side of the network input, rounded to a multiple of 32 (a static model uses its own size); larger is more accurate and slower."
 )
 VIEW_OPT = typer.Option(View.overlay, help="overlay, side-by-side (frame | in-focus | depth), maps, or mask (in-focus contour).")
 ALPHA_OPT = typer.Option(0.5, min=0.0, max=1.0, help="Opacity of the heat map in the overlay view.")
@@ -139,6 +142,7 @@ def video(
     backend: BackendName = BACKEND_OPT,
     threads: int = THREADS_OPT,
     frames_in_flight: int = IN_FLIGHT_OPT,
+    imgsz: int = VIDEO_IMGSZ_OPT,
     view: View = VIEW_OPT,
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
@@ -159,14 +163,14 @@ def video(
     if probe.rate_fallback:
         err.print(f"[yellow]warning:[/] {source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
     session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild, frames_in_flight)
-    summary = run_video(probe, out, session, preset)
+    summary = run_video(probe, out, session, preset, imgsz)
     if json_out:
         print(json.dumps(summary))
     if summary["interrupted"]:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def run_video(probe: Any, out: Path, session: Session, preset: str) -> dict[str, Any]:
+def run_video(probe: Any, out: Path, session: Session, preset: str, imgsz: int = VIDEO_IMGSZ) -> dict[str, Any]:
     """The video job with a progress bar and a printed summary."""
     try:
         with _progress() as progress:
@@ -178,7 +182,7 @@ def run_video(probe: Any, out: Path, session: Session, preset: str) -> dict[str,
             def announce(message: str) -> None:
                 err.print(f"[yellow]note:[/] {message}")
 
-            result = process_video(probe, out, session.backend, session.style, on_frame=tick, on_note=announce, preset=preset)
+            result = process_video(probe, out, session.backend, session.style, on_frame=tick, on_note=announce, preset=preset, imgsz=imgsz)
             progress.update(task, completed=result.frames, total=result.frames)
     except VideoError as exc:
         raise fail(str(exc)) from None
@@ -187,7 +191,9 @@ def run_video(probe: Any, out: Path, session: Session, preset: str) -> dict[str,
     if result.interrupted:
         err.print(f"[yellow]interrupted:[/] finished {result.output} cleanly with the {result.frames} frames done so far")
     err.print(summary_line(result.frames, result.seconds, result.stages_ms))
-    err.print(f"wrote {result.output} ({result.codec}, {result.rate:g} fps, {result.width}x{result.height}{', audio copied' if result.audio else ''})")
+    err.print(
+        f"wrote {result.output} ({result.codec}, {result.rate:g} fps, {result.width}x{result.height}{', audio copied' if result.audio else ''}; network input {result.input_size})"
+    )
     return result.as_dict()
 
 
@@ -209,6 +215,7 @@ def webcam(
     backend: BackendName = BACKEND_OPT,
     threads: int = THREADS_OPT,
     frames_in_flight: int = IN_FLIGHT_OPT,
+    imgsz: int = VIDEO_IMGSZ_OPT,
     view: View = VIEW_OPT,
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
@@ -232,7 +239,7 @@ def webcam(
         check_output_path(out, [])
     session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild, frames_in_flight)
     times = StageTimes()
-    processor = FrameProcessor(session.backend, times)
+    processor = FrameProcessor(session.backend, times, imgsz)
     renderer = Renderer(session.style, times)
     capture = LatestFrameCapture(cam).start()
     writer: VideoWriter | None = None
@@ -312,6 +319,9 @@ def image(
     model: Optional[Path] = MODEL_OPT,
     backend: BackendName = BACKEND_OPT,
     threads: int = THREADS_OPT,
+    imgsz: int = typer.Option(
+        PHOTO_IMGSZ, min=32, help="Short side of the network input, rounded to a multiple of 32 (a static model uses its own size); larger than for video, since photos need no frame rate."
+    ),
     view: View = VIEW_OPT,
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
@@ -333,7 +343,7 @@ def image(
     if save_maps is not None:
         save_maps.mkdir(exist_ok=True)
     times = StageTimes()
-    processor = FrameProcessor(session.backend, times)
+    processor = FrameProcessor(session.backend, times, imgsz)
     renderer = Renderer(style, times)
     failed, written = [], []
     for f in files:
@@ -389,6 +399,8 @@ def info(
     out.print(f"[bold]model[/] {described['path']}")
     if described.get("input_size"):
         out.print(f"  input size: {described['input_size']}")
+    elif choose_backend(path) == "onnxruntime":
+        out.print(f"  input size: dynamic, the frame's aspect ratio with --imgsz on the short side (video and webcam {VIDEO_IMGSZ}, image {PHOTO_IMGSZ})")
     for k, v in described.get("metadata", {}).items():
         out.print(f"  {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
     out.print("[bold]backends[/]")

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from runtime.backends import Backend
 from runtime.overlay import OverlayStyle
-from runtime.pipeline import FrameProcessor, Renderer, StageTimes
+from runtime.pipeline import VIDEO_IMGSZ, FrameProcessor, Renderer, StageTimes, model_size_for
 from runtime.video_io import DEFAULT_PRESET, FrameReader, VideoProbe, VideoWriter
 
 
@@ -28,6 +28,7 @@ class VideoJobResult:
     audio: bool
     interrupted: bool
     backend: str
+    input_size: str  # the network input, HxW
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,14 +43,16 @@ def process_video(
     on_note: Callable[[str], None] | None = None,
     threaded: bool = True,
     preset: str = DEFAULT_PRESET,
+    imgsz: int = VIDEO_IMGSZ,
 ) -> VideoJobResult:
     """Every frame, in order, none dropped. Ctrl-C finishes the file with the frames done so far.
 
     The output appears at `out` only when complete (see VideoWriter); on any error it does not.
     `threaded=False` decodes and encodes in this thread, so the stage times add up to the total.
+    `imgsz`: the network input's short side for a dynamic model (see model_size_for).
     """
     times = StageTimes()
-    processor = FrameProcessor(backend, times)
+    processor = FrameProcessor(backend, times, imgsz)
     renderer = Renderer(style, times)
     # Three threads share the work: decode + resize, infer, draw + encode.
     reader = FrameReader(probe, threaded=threaded, transform=processor.prepare).start()
@@ -110,4 +113,5 @@ def process_video(
         audio=probe.has_audio,
         interrupted=interrupted,
         backend=backend.name,
+        input_size="{}x{}".format(*model_size_for((probe.height, probe.width), backend, imgsz)),
     )

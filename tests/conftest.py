@@ -41,6 +41,16 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_dynamic_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint with dynamic batch, height and width, as the default model ships."""
+    from export.onnx_export import OnnxExportConfig, export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
+    export_onnx(tiny_checkpoint, out, OnnxExportConfig(imgsz=(64, 64), dynamic=True))
+    return out
+
+
+@pytest.fixture(scope="session")
 def clip_with_audio(tmp_path_factory) -> Path:
     """Twelve 96x64 frames at 25 fps with an AAC tone."""
     from fractions import Fraction

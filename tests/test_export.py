@@ -58,12 +58,10 @@ def test_onnx_matches_torch_on_random_and_real_frames(tiny_checkpoint, tiny_onnx
         assert 0 <= got[0].min() and got[0].max() <= 1
 
 
-def test_dynamic_export_runs_at_two_sizes(tiny_checkpoint, tmp_path):
-    out = tmp_path / "dyn.onnx"
-    export_onnx(tiny_checkpoint, out, OnnxExportConfig(imgsz=(64, 64), dynamic=True))
+def test_dynamic_export_runs_at_two_sizes(tiny_checkpoint, tiny_dynamic_onnx):
     for h, w in ((64, 96), (96, 64)):
         frames = np.random.default_rng(h).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
-        got, want = _run(out, frames), _torch(tiny_checkpoint, frames)
+        got, want = _run(tiny_dynamic_onnx, frames), _torch(tiny_checkpoint, frames)
         assert got[0].shape == got[1].shape == (2, 1, h, w)
         assert np.abs(got[0] - want[0]).max() <= 1e-4
 
@@ -117,6 +115,15 @@ def _sidecar(**kw):
     )
     base.update(kw)
     return EngineSidecar(**base)
+
+
+def test_engine_profile_is_tuned_for_the_requested_size_and_covers_it():
+    from export.tensorrt_build import EngineBuildConfig
+
+    lo, opt, hi = EngineBuildConfig(imgsz=(256, 352)).profile()
+    assert opt == (1, 256, 352, 3)
+    assert all(a <= b <= c for a, b, c in zip(lo, opt, hi))
+    assert EngineBuildConfig(imgsz=(704, 1280)).profile()[2] == (1, 704, 1280, 3)
 
 
 def test_sidecar_round_trip_and_matching(tmp_path):

@@ -79,6 +79,26 @@ def test_dynamic_models_get_a_stride_aligned_size():
     assert model_size_for((33, 47), Dynamic(), 32) == (32, 32 * round(47 * 32 / 33 / 32))
 
 
+def test_dynamic_graph_runs_on_one_fixed_shape_session_per_size(tiny_dynamic_onnx, tiny_onnx):
+    from runtime.backends.onnxruntime_backend import MAX_SHAPE_SESSIONS
+
+    be = open_backend(tiny_dynamic_onnx, threads=1)
+    assert be.input_size is None
+    frames = np.random.default_rng(2).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
+    got = infer(be, frames)
+    want = be.session.run(None, {"frames": frames})  # the graph as exported, dims left free
+    assert got[0].shape == (1, 1, 64, 96)
+    assert np.abs(got[0] - want[0]).max() <= 1e-5 and np.abs(got[1] - want[1]).max() <= 1e-5
+    fixed = be.session_for((1, 64, 96, 3))
+    assert fixed is not be.session and fixed.get_inputs()[0].shape == [1, 64, 96, 3]
+    assert be.shape_sessions == ((1, 64, 96, 3),)
+    for k in range(MAX_SHAPE_SESSIONS):
+        be.session_for((1, 32, 32 * (k + 1), 3))
+    assert len(be.shape_sessions) == MAX_SHAPE_SESSIONS and (1, 64, 96, 3) not in be.shape_sessions
+    static = open_backend(tiny_onnx, threads=1)
+    assert static.session_for((1, 64, 64, 3)) is static.session and static.shape_sessions == ()
+
+
 def test_backend_choice_follows_the_file_kind(tmp_path):
     assert choose_backend(Path("m.engine")) == "tensorrt"
     assert choose_backend(Path("m.onnx")) == "onnxruntime"

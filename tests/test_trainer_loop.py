@@ -93,3 +93,16 @@ def test_cli_reports_bad_data_cleanly(tmp_path):
     res = CliRunner().invoke(app, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 2
     assert "missing" in res.output and "images/" in res.output
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_another_network(tmp_path):
+    train(_cfg(tmp_path / "base", epochs=1))
+    source = tmp_path / "base" / "last.pt"
+    train(_cfg(tmp_path / "tuned", epochs=1, init=str(source)))
+    base = [json.loads(x) for x in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()]
+    tuned = [json.loads(x) for x in (tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()]
+    # The fine-tune's "untrained" baseline is the source's trained state, not a fresh network's.
+    assert tuned[0]["val_mae"] == pytest.approx(base[-1]["val_mae"], abs=1e-6)
+    assert tuned[0]["val_mae"] != pytest.approx(base[0]["val_mae"], abs=1e-6)
+    with pytest.raises(ValueError, match="differs"):
+        train(_cfg(tmp_path / "other", epochs=1, decoder="paper", init=str(source)))

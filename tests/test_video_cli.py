@@ -52,6 +52,18 @@ def test_video_with_default_model_prints_summary(tmp_path, clip_with_audio):
     assert _streams(out)["frames"] == 12
 
 
+@pytest.mark.parametrize("dynamic,size", [(True, "32x64"), (False, "64x64")])
+def test_video_imgsz_sets_a_dynamic_models_input_only(tmp_path, tiny_onnx, tiny_dynamic_onnx, clip_with_audio, dynamic, size):
+    import json
+
+    out = tmp_path / "small.mp4"
+    model = tiny_dynamic_onnx if dynamic else tiny_onnx
+    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(out), "--model", str(model), "--imgsz", "32", "--view", "overlay", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["input_size"] == size
+    assert _streams(out)["size"] == (96, 64)
+
+
 def _assert_refused(res, *fragments):
     assert res.exit_code == 2, res.output
     for f in fragments:

@@ -74,6 +74,7 @@ class TrainConfig:
     amp: bool = True
     max_steps_per_epoch: int = 0  # 0 = the whole epoch; smoke runs cap it
     stop_after_epochs: int = 0  # end this invocation after N epochs (time-limited jobs); --resume continues
+    init: str | None = None  # checkpoint whose weights start this run (fine-tuning); fresh optimizer and schedule
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.preset(self.backbone, self.decoder)
@@ -339,7 +340,13 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
         log.print(f"[yellow]warning:[/] skipped {w}")
     if data.warnings:
         log.print(f"[yellow]{len(data.warnings)} bad files skipped[/]")
-    net = DefocusDepthNet(cfg.model_config(), pretrained=cfg.pretrained).to(device)
+    net = DefocusDepthNet(cfg.model_config(), pretrained=cfg.pretrained and cfg.init is None).to(device)
+    if cfg.init is not None and resume is None:
+        start = load_checkpoint(Path(cfg.init))
+        if json.loads(start["model_config"]) != json.loads(json.dumps(cfg.model_config().to_dict())):
+            raise ValueError(f"{cfg.init}: its network ({json.loads(start['model_config'])['backbone']}) differs from --backbone/--decoder")
+        net.load_state_dict(start["model"])
+        log.print(f"weights from {cfg.init} (epoch {start.get('epoch', '?')})")
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in net.named_parameters():
         groups.setdefault((name.startswith("encoder."), p.ndim > 1), []).append(p)

@@ -106,7 +106,8 @@ class TensorRTBackend:
         # Imported only on this explicit request: building needs the onnx package, running does not.
         from export.tensorrt_build import EngineBuildConfig, build_engine
 
-        return build_engine(source, path, EngineBuildConfig(fp16=sidecar.precision == "fp16"))
+        opt = sidecar.input_shapes[INPUT_NAME][1]
+        return build_engine(source, path, EngineBuildConfig(fp16=sidecar.precision == "fp16", imgsz=(int(opt[1]), int(opt[2]))))
 
     def device_stage_ms(self) -> dict[str, float]:
         """Mean GPU time per batch of the upload, the engine and the download (from CUDA events)."""

@@ -15,7 +15,7 @@ class TorchBackend:
     name = "torch"
     in_flight = 1
 
-    def __init__(self, path: Path, device: str = "auto", imgsz: tuple[int, int] = (320, 320), threads: int = 0) -> None:
+    def __init__(self, path: Path, device: str = "auto", threads: int = 0) -> None:
         try:
             import torch
 
@@ -33,8 +33,8 @@ class TorchBackend:
         self.dtype = torch.float16 if dev.type == "cuda" else torch.float32
         self.device, self.precision = dev.type, "fp16" if dev.type == "cuda" else "fp32"
         self._dev = dev
-        self.input_size = imgsz
-        self.info = ModelInfo(Path(path), imgsz, {"backbone": net.config.backbone, "epoch": str(ckpt.get("epoch", ""))})
+        self.input_size = None  # fully convolutional: any stride-aligned size, like the dynamic ONNX
+        self.info = ModelInfo(Path(path), None, {"backbone": net.config.backbone, "epoch": str(ckpt.get("epoch", ""))})
         self._results: deque[Maps] = deque()
 
     def submit(self, frames: np.ndarray) -> None:
