@@ -156,3 +156,15 @@ def test_export_cli_writes_onnx(tiny_checkpoint, tmp_path):
     assert _run(tmp_path / "m.onnx", np.zeros((1, 64, 96, 3), np.uint8))[0].shape == (1, 1, 64, 96)
     bad = runner.invoke(export_app, ["onnx", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.onnx")])
     assert bad.exit_code == 2 and "none.pt" in bad.output
+
+
+def test_onnxruntime_and_torch_backends_agree_on_the_same_checkpoint(tiny_checkpoint, tiny_dynamic_onnx):
+    from runtime.backends import open_backend
+    from runtime.pipeline import FrameProcessor
+
+    frame = cv2.GaussianBlur(np.random.default_rng(5).integers(0, 256, (60, 100, 3), dtype=np.uint8), (0, 0), 2)
+    ort_result = FrameProcessor(open_backend(tiny_dynamic_onnx), imgsz=64).process(frame)
+    torch_result = FrameProcessor(open_backend(tiny_checkpoint, "torch", threads=1), imgsz=64).process(frame)
+    assert ort_result.in_focus_model.shape == torch_result.in_focus_model.shape == (64, 96)
+    assert np.abs(ort_result.in_focus - torch_result.in_focus).max() <= 1e-4
+    assert np.abs(ort_result.depth - torch_result.depth).max() <= 1e-4
