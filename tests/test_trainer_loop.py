@@ -106,3 +106,24 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_another_network(tmp_
     assert tuned[0]["val_mae"] != pytest.approx(base[0]["val_mae"], abs=1e-6)
     with pytest.raises(ValueError, match="differs"):
         train(_cfg(tmp_path / "other", epochs=1, decoder="paper", init=str(source)))
+
+
+def test_multiscale_draws_sizes_per_step_and_shrinks_batches_consistently():
+    from trainer.train import rescale_batch, step_size, train_sizes
+
+    assert train_sizes(_cfg(Path("x"))) == [64]
+    sizes = train_sizes(_cfg(Path("x"), imgsz=128, multiscale="128,64,96"))
+    assert sizes == [64, 96, 128]
+    drawn = [step_size(sizes, 3, s) for s in range(60)]
+    assert set(drawn) == {64, 96, 128} and drawn == [step_size(sizes, 3, s) for s in range(60)]
+    with pytest.raises(ValueError, match="multiples of 32"):
+        train_sizes(_cfg(Path("x"), imgsz=64, multiscale="64,128"))
+    image = torch.rand(2, 3, 128, 128)
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[..., :64] = 1
+    depth = torch.linspace(0, 1, 128).expand(2, 1, 128, 128).clone()
+    i, m, d = rescale_batch(image, mask, depth, 64)
+    assert i.shape == (2, 3, 64, 64) and m.shape == d.shape == (2, 1, 64, 64)
+    assert set(m.unique().tolist()) == {0.0, 1.0} and m[..., :32].all() and not m[..., 32:].any()
+    assert torch.allclose(i.mean(), image.mean(), atol=1e-5) and d[0, 0, 0, 0] < d[0, 0, 0, -1]
+    assert rescale_batch(image, mask, depth, 128)[0] is image

@@ -80,6 +80,7 @@ def main(
     stop_after_epochs: int = typer.Option(0, help="End this invocation after N epochs (0 = run to --epochs); continue with --resume."),
     out: Path = typer.Option(Path("runs/train"), help="Run folder: config.json, last.pt, best.pt, metrics.jsonl."),
     resume: Optional[Path] = typer.Option(None, help="Run folder (or last.pt) to continue exactly where it stopped."),
+    multiscale: str = typer.Option("", help="Comma-separated square sizes (multiples of 32, <= --imgsz), one drawn per step, e.g. 256,320,384; empty = --imgsz only."),
     init: Optional[Path] = typer.Option(None, help="Start from this checkpoint's weights (fine-tuning: e.g. at a new --imgsz), with a fresh optimizer and schedule."),
     json_out: bool = typer.Option(False, "--json", help="Print the final epoch's record as JSON on stdout."),
 ) -> None:
@@ -126,6 +127,7 @@ def main(
         max_steps_per_epoch=max_steps_per_epoch,
         stop_after_epochs=stop_after_epochs,
         init=str(init) if init else None,
+        multiscale=multiscale,
     )
     if resume is not None:
         saved = resume / "config.json" if resume.is_dir() else resume.parent / "config.json"

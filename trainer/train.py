@@ -75,6 +75,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = the whole epoch; smoke runs cap it
     stop_after_epochs: int = 0  # end this invocation after N epochs (time-limited jobs); --resume continues
     init: str | None = None  # checkpoint whose weights start this run (fine-tuning); fresh optimizer and schedule
+    multiscale: str = ""  # "256,320,384": each step trains at one of these sizes (<= imgsz), drawn per step
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.preset(self.backbone, self.decoder)
@@ -282,6 +283,35 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def train_sizes(cfg: TrainConfig) -> list[int]:
+    """The square sizes training steps run at: `imgsz`, or the `multiscale` list (each <= imgsz)."""
+    if not cfg.multiscale:
+        return [cfg.imgsz]
+    try:
+        sizes = sorted({int(x) for x in cfg.multiscale.split(",")})
+    except ValueError:
+        raise ValueError(f"--multiscale must be sizes like 256,320,384, got {cfg.multiscale!r}") from None
+    if sizes[0] < 32 or sizes[-1] > cfg.imgsz or any(n % 32 for n in sizes):
+        raise ValueError(f"--multiscale sizes must be multiples of 32 between 32 and --imgsz {cfg.imgsz}, got {cfg.multiscale!r}")
+    return sizes
+
+
+def step_size(sizes: Sequence[int], seed: int, step: int) -> int:
+    """This step's training size, drawn from (seed, step) so a resumed run repeats it."""
+    return sizes[int(np.random.default_rng([seed, step, 11]).integers(len(sizes)))] if len(sizes) > 1 else sizes[0]
+
+
+def rescale_batch(image: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch made at --imgsz shrunk to `size`: area for the photo and depth, the mask re-binarised."""
+    if image.shape[-1] == size:
+        return image, mask, depth
+
+    def shrink(t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t, size=(size, size), mode="area")
+
+    return shrink(image), (shrink(mask) >= 0.5).to(mask.dtype), shrink(depth)
+
+
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then poly decay (power 0.9) to zero at the last step."""
     warmup = min(cfg.warmup_steps, total // 5)
@@ -334,6 +364,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
     out = Path(cfg.out)
     quiet = Console(quiet=True)
     log = console if info.main else quiet
+    sizes = train_sizes(cfg)  # checked before the slow data preparation
 
     data = prepare_data(cfg, log)
     for w in data.warnings:
@@ -416,16 +447,13 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
             for batch in loader:
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total_steps, cfg) * g["lr_mult"]
-                x = normalise_rgb(batch["image"].to(device).float() / 255.0, cfg.backbone)
+                image, mask, depth = rescale_batch(
+                    batch["image"].to(device).float() / 255.0, batch["mask"].to(device), batch["depth"].to(device), step_size(sizes, cfg.seed, step)
+                )
+                x = normalise_rgb(image, cfg.backbone)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     outputs = model(x)
-                terms = total_loss(
-                    outputs,
-                    batch["mask"].to(device),
-                    batch["depth"].to(device),
-                    batch["has_depth"].to(device),
-                    weights,
-                )
+                terms = total_loss(outputs, mask, depth, batch["has_depth"].to(device), weights)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(terms.total).backward()
                 scaler.step(opt)
