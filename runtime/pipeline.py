@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from runtime.backends import Backend
-from runtime.overlay import OverlayStyle, draw_hud, render, to_bgr, upsample
+from runtime.overlay import OverlayStyle, View, draw_hud, render, to_bgr, upsample
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
 
@@ -153,7 +153,10 @@ class Renderer:
 
     def __call__(self, result: FrameResult, label: str = "") -> np.ndarray:
         with self.times.time("overlay"):
-            image = render(result.frame, result.in_focus_model, result.depth_model, self.style)
+            # Views drawn at frame size use the frame-size map, made once per frame and cached (the
+            # image command also saves it); the panel views colour the small map instead.
+            frame_sized = self.style.view in (View.overlay, View.mask)
+            image = render(result.frame, result.in_focus if frame_sized else result.in_focus_model, result.depth_model, self.style)
             if self.style.hud:
                 self.tick()
                 draw_hud(image, self._fps, result.latency_ms, label)

@@ -10,7 +10,7 @@ import pytest
 from runtime.backends import BackendError, choose_backend, infer, open_backend
 from runtime.capture import LatestFrameCapture
 from runtime.overlay import OverlayStyle, View, adaptive_mask, colorize, draw_hud, mask_view, overlay_view, render, to_bgr
-from runtime.pipeline import FrameProcessor, model_size_for
+from runtime.pipeline import FrameProcessor, FrameResult, Renderer, StageTimes, model_size_for
 
 
 def test_colorize_maps_extremes_to_the_colour_map_ends():
@@ -248,3 +248,15 @@ def test_frame_processor_keeps_order_with_two_in_flight_and_times_latency():
     assert [round(float(r.in_focus_model.mean()) * 255) for r in results] == [10, 20, 30]
     assert results[0].in_focus.shape == (16, 16)
     assert all(r.latency_ms >= 20 for r in results)
+
+
+@pytest.mark.parametrize("view,uses_frame_size_map", [(View.overlay, True), (View.mask, True), (View.side_by_side, False), (View.maps, False)])
+def test_renderer_makes_the_frame_size_map_only_for_views_drawn_at_frame_size(view, uses_frame_size_map):
+    frame = np.full((48, 64, 3), 90, np.uint8)
+    focus = np.zeros((24, 32), np.float32)
+    focus[:, :16] = 1.0
+    result = FrameResult(frame, focus, np.linspace(0, 1, 24 * 32, dtype=np.float32).reshape(24, 32))
+    image = Renderer(OverlayStyle(view=view, hud=False), StageTimes())(result)
+    assert image.shape == (48, 64 * view.panels, 3)
+    # cached_property keeps the native-size map in the instance once made: reused by --save-maps.
+    assert ("in_focus" in vars(result)) is uses_frame_size_map
