@@ -9,7 +9,7 @@ import numpy as np
 
 from runtime.backends import infer, open_backend
 from runtime.model_info import SAMPLE_CLIP
-from runtime.pipeline import resize_for_model
+from runtime.pipeline import model_size_for, resize_for_model
 from runtime.video_io import FrameReader, probe_video
 from trainer.data import IMAGE_SUFFIXES
 
@@ -39,11 +39,11 @@ def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
 
 def compare_models(candidate: Path, reference: Path, images: list[np.ndarray]) -> dict[str, float | int]:
     a, b = open_backend(candidate), open_backend(reference)
-    size = a.input_size or b.input_size or (320, 320)
+    fixed = a.input_size or b.input_size  # an engine's or static model's size binds both
     diffs: dict[str, list[np.ndarray]] = {"in_focus": [], "depth": []}
     try:
         for im in images:
-            batch = resize_for_model(im, size)[None]
+            batch = resize_for_model(im, fixed or model_size_for(im.shape[:2], a))[None]
             for name, x, y in zip(("in_focus", "depth"), infer(a, batch), infer(b, batch)):
                 diffs[name].append(np.abs(x.astype(np.float32) - y.astype(np.float32)).ravel())
     finally:
