@@ -18,8 +18,8 @@ from runtime.overlay import OverlayStyle, View, draw_hud, render, to_bgr, upsamp
 STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
 
 # Short side of the network input for a dynamic model, per job. On the 60 validation photos the
-# shipped model scored MAE/F-beta 0.107/0.853 at 256 (as good as the old square 320x320 input, with
-# 14% less time for a 640x480 frame) and 0.100/0.863 at 320, which takes 1.5x the time of 256.
+# shipped model scored MAE/F-beta 0.101/0.859 at 256 (better than a squashed 320x320 input, in 14%
+# less time for a 640x480 frame) and 0.094/0.871 at 320, which takes 1.5x the time of 256.
 VIDEO_IMGSZ = 256
 PHOTO_IMGSZ = 320
 
