@@ -380,7 +380,8 @@ def info(
 
     try:
         path = resolve_model(model)
-        if choose_backend(path) == "onnxruntime":
+        is_onnx = choose_backend(path) == "onnxruntime"
+        if is_onnx:
             from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
             described = OnnxRuntimeBackend(path, threads=1).info.describe()
@@ -399,7 +400,7 @@ def info(
     out.print(f"[bold]model[/] {described['path']}")
     if described.get("input_size"):
         out.print(f"  input size: {described['input_size']}")
-    elif choose_backend(path) == "onnxruntime":
+    elif is_onnx:
         out.print(f"  input size: dynamic, the frame's aspect ratio with --imgsz on the short side (video and webcam {VIDEO_IMGSZ}, image {PHOTO_IMGSZ})")
     for k, v in described.get("metadata", {}).items():
         out.print(f"  {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")

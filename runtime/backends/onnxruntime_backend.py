@@ -69,8 +69,9 @@ class OnnxRuntimeBackend:
         # ORT's workers busy-wait between runs: a little faster for one frame at a time on an idle
         # machine, but concurrent runs would spin against each other.
         self._spin = spin and frames_in_flight == 1
-        self.session = self._open(Path(path), {})
-        self.info = read_model_info(Path(path), self.session)
+        self._path = Path(path)
+        self.session = self._open({})
+        self.info = read_model_info(self._path, self.session)
         self.input_size = self.info.input_size
         active = self.session.get_providers()[0]
         self.device = "cpu" if active == "CPUExecutionProvider" else "cuda"
@@ -80,12 +81,11 @@ class OnnxRuntimeBackend:
         # ORT releases the GIL in run(), so worker threads give real parallelism.
         self._pool = ThreadPoolExecutor(frames_in_flight, thread_name_prefix="ort") if frames_in_flight > 1 else None
         self._results: deque[Maps | Future[Maps]] = deque()
-        self._path = Path(path)
         # Symbolic input dims (name per axis, None where fixed) of a dynamic graph.
         self._free_dims = [d if isinstance(d, str) else None for d in self.session.get_inputs()[0].shape]
         self._by_shape: OrderedDict[tuple[int, ...], ort.InferenceSession] = OrderedDict()
 
-    def _open(self, path: Path, dims: dict[str, int]) -> ort.InferenceSession:
+    def _open(self, dims: dict[str, int]) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -94,9 +94,9 @@ class OnnxRuntimeBackend:
         for name, value in dims.items():
             opts.add_free_dimension_override_by_name(name, value)
         try:
-            return ort.InferenceSession(str(path), opts, providers=self._providers)
+            return ort.InferenceSession(str(self._path), opts, providers=self._providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
-            raise ModelError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+            raise ModelError(f"{self._path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
 
     def session_for(self, shape: tuple[int, ...]) -> ort.InferenceSession:
         """The session to run `shape` on. A dynamic graph gets one session per shape with its free
@@ -107,7 +107,7 @@ class OnnxRuntimeBackend:
         session = self._by_shape.get(shape)
         if session is None:
             dims = {name: int(n) for name, n in zip(self._free_dims, shape) if name}
-            session = self._by_shape[shape] = self._open(self._path, dims)
+            session = self._by_shape[shape] = self._open(dims)
             if len(self._by_shape) > MAX_SHAPE_SESSIONS:
                 self._by_shape.popitem(last=False)
         self._by_shape.move_to_end(shape)
