@@ -14,17 +14,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from runtime.backends import Backend, BackendError, open_backend
-from runtime.model_info import SAMPLE_CLIP, ModelError, resolve_model
+from runtime.backends import Backend, BackendError, BackendOptions, choose_backend, open_backend, resolve_model
+from runtime.console import err, fail, say
+from runtime.model_info import SAMPLE_CLIP, ModelError
 from runtime.overlay import View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ
 from runtime.video_io import FrameReader, VideoError, probe_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-# The shipped model's checkpoint (for the torch backend); a path only, no torch import.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "trainer" / "checkpoints" / "dbd_lite0_320" / "best.pt"
 
 
 class Polarity(str, Enum):
@@ -32,14 +29,11 @@ class Polarity(str, Enum):
     black = "black"
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(2)
-
-
-def _model_for(backend: str, model: Optional[Path], checkpoint: Path) -> Path:
-    """The file each backend reads: torch a checkpoint, the others the model given (or the default)."""
-    return checkpoint if backend == "torch" else resolve_model(model)
+def _model_for(backend: str, model: Optional[Path], checkpoint: Optional[Path]) -> Path:
+    """The file each backend reads: torch a checkpoint, the others the model given; else its default."""
+    if backend == "torch":
+        return resolve_model(checkpoint, "torch")
+    return resolve_model(model, choose_backend(model, backend))
 
 
 def _synthetic_clip(spec: str, folder: Path, frames: int = 150) -> Path:
@@ -48,7 +42,7 @@ def _synthetic_clip(spec: str, folder: Path, frames: int = 150) -> Path:
     try:
         w, h = (int(v) for v in spec.lower().split("x"))
     except ValueError:
-        raise _fail(f"--synthetic takes WxH such as 640x480, got {spec!r}") from None
+        raise fail(f"--synthetic takes WxH such as 640x480, got {spec!r}") from None
     path = folder / f"synthetic_{w}x{h}.mp4"
     write_clip(path, synthetic_frames(w - w % 2, h - h % 2, frames))
     return path
@@ -57,7 +51,7 @@ def _synthetic_clip(spec: str, folder: Path, frames: int = 150) -> Path:
 @app.command()
 def fps(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model for onnxruntime/tensorrt (default: the embedded ONNX)."),
-    checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, help="Checkpoint for the torch backend (default: the shipped one)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint for the torch backend (default: the shipped one)."),
     backend: str = typer.Option("auto", help="One backend: auto, onnxruntime, tensorrt or torch."),
     compare: Optional[str] = typer.Option(None, help="Comma-separated backends measured in one interleaved run, e.g. onnxruntime,torch; ratios are against the first."),
     imgsz: int = typer.Option(VIDEO_IMGSZ, min=32, help="Short side of a dynamic model's input, as dbd-rt video uses (static models use their own size)."),
@@ -67,6 +61,7 @@ def fps(
     warmup: int = typer.Option(20, help="Untimed network calls per backend before measuring."),
     iters: int = typer.Option(100, help="Timed network calls per backend."),
     threads: int = typer.Option(0, help="CPU threads per backend (0 = all available)."),
+    gpu: int = typer.Option(0, min=0, help="CUDA device index for tensorrt, torch and ONNX Runtime's GPU providers."),
     frames_in_flight: int = typer.Option(0, min=0, help="Frames ONNX Runtime infers at once in the threaded pipeline, as in dbd-rt video (0 = auto); the network-alone latency always runs one."),
     pipeline: bool = typer.Option(True, help="Also measure the full video pipeline (decode to encode)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout instead of the table."),
@@ -75,8 +70,6 @@ def fps(
     """Network latency (p50/p90/p99) and fps, per-stage ms and end-to-end fps of the video pipeline."""
     from bench.fps import FpsConfig, network_latency, pipeline_stages, result_row
     from bench.machine import machine_info
-    from runtime.backends import choose_backend
-
     names = [b.strip() for b in compare.split(",")] if compare else [backend]
     cfg = FpsConfig(warmup=warmup, iters=iters, imgsz=imgsz, view=view)
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,9 +81,9 @@ def fps(
             for name in names:
                 path = _model_for(name, model, checkpoint)
                 chosen = choose_backend(path, name)
-                backends.append(open_backend(path, chosen, threads=threads))
+                backends.append(open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=1, gpu=gpu)))
                 opened.append((path, chosen))
-                err.print(f"measuring {chosen} ({path.name})")
+                say(f"measuring {chosen} ({path.name})")
             reader = FrameReader(probe, threaded=False)
             frame = next(iter(reader))
             reader.close()
@@ -100,7 +93,7 @@ def fps(
                 stages = seq_ms = e2e = None
                 in_flight = b.in_flight
                 if pipeline:
-                    video_backend = open_backend(path, chosen, threads=threads, frames_in_flight=frames_in_flight)
+                    video_backend = open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=frames_in_flight, gpu=gpu))
                     try:
                         stages, seq_ms, e2e = pipeline_stages(b, clip, cfg, threaded_backend=video_backend)
                         in_flight = video_backend.in_flight
@@ -108,7 +101,7 @@ def fps(
                         video_backend.close()
                 rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2], in_flight))
         except (BackendError, ModelError, VideoError, FileNotFoundError, StopIteration) as exc:
-            raise _fail(str(exc) or f"{clip}: no frames") from None
+            raise fail(str(exc) or f"{clip}: no frames") from None
         finally:
             for b in backends:
                 b.close()
@@ -173,7 +166,7 @@ def report(
         runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         doc = runs[entry]
     except (OSError, ValueError, IndexError) as exc:
-        raise _fail(f"{log}: no such bench run ({exc})") from None
+        raise fail(f"{log}: no such bench run ({exc})") from None
     print(markdown_table(doc))
 
 
@@ -210,23 +203,23 @@ def eval_(
 ) -> None:
     """MAE, adaptive F-beta (mean P/R and per-image mean), max F and the PR curve at native mask size."""
     from bench.evaluate import evaluate_folder, hifst_predictor, model_predictor, plot_pr
-    from trainer.data import DatasetError, find_pairs, read_names
+    from runtime.datasets import DatasetError, find_pairs, read_names
 
     try:
         stems = read_names(names) if names else None
         total = len(find_pairs(data, stems))
-        path = resolve_model(model)
+        path = resolve_model(model, choose_backend(model, backend))
         be = open_backend(path, backend)
     except (DatasetError, ModelError, BackendError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     methods: dict[str, Any] = {f"dbd-rt ({path.name})": model_predictor(be, imgsz)}
     if baseline:
         if baseline != "hifst":
-            raise _fail(f"unknown baseline {baseline!r} (available: hifst)")
+            raise fail(f"unknown baseline {baseline!r} (available: hifst)")
         try:
             methods["HiFST"] = hifst_predictor()
         except RuntimeError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     for label, predict in methods.items():
@@ -238,13 +231,13 @@ def eval_(
                     data, mask_in_focus.value, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task)
                 )
             except DatasetError as exc:
-                raise _fail(str(exc)) from None
+                raise fail(str(exc)) from None
             timings[label] = (time.perf_counter() - t0) / total
         results[label] = summary
     be.close()
     if plot is not None:
         plot_pr(results, plot)
-        err.print(f"wrote {plot}")
+        say(f"wrote {plot}")
     doc = {label: {**s.as_dict(), "seconds_per_image": timings[label]} for label, s in results.items()}
     if json_out:
         print(json.dumps(doc, indent=2))

@@ -12,7 +12,7 @@ import numpy as np
 from runtime.backends import Backend
 from runtime.metrics import DatasetScores, ImageScores, ScoreAccumulator
 from runtime.pipeline import FrameProcessor
-from trainer.data import MaskPolarity, find_pairs, load_sample
+from runtime.datasets import MaskPolarity, find_pairs, load_sample
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # BGR photo -> in-focus probability at native size
 

@@ -62,7 +62,7 @@ def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig, threaded_back
         threaded = process_video(probe, Path(tmp) / "thr.mp4", threaded_backend or backend, style, threaded=True, imgsz=cfg.imgsz)
     raw = sequential.stages_ms
     # A GPU backend that times its own copies (CUDA events) splits `infer`; on the CPU there are no copies.
-    split = backend.device_stage_ms() if hasattr(backend, "device_stage_ms") else {}
+    split = backend.stage_ms()
     h2d, d2h = split.get("host_to_device", 0.0), split.get("device_to_host", 0.0)
     stages = {
         "decode": raw.get("decode", 0.0),
@@ -91,7 +91,7 @@ def result_row(
     pct = percentiles(latency_ms)
     return {
         "backend": backend.name,
-        "device": getattr(backend, "provider", backend.device),
+        "device": backend.device,
         "precision": backend.precision,
         "imgsz": f"{size[0]}x{size[1]}",
         "warmup": cfg.warmup,

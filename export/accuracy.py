@@ -7,12 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.backends import infer, open_backend
+from runtime.backends import BackendOptions, infer, open_backend
+from runtime.datasets import IMAGE_SUFFIXES
 from runtime.model_info import SAMPLE_CLIP
 from runtime.pipeline import model_size_for, resize_for_model
 from runtime.video_io import FrameReader, probe_video
-from trainer.data import IMAGE_SUFFIXES
-
 
 
 def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
@@ -37,13 +36,15 @@ def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
     return images
 
 
-def compare_models(candidate: Path, reference: Path, images: list[np.ndarray]) -> dict[str, float | int]:
-    a, b = open_backend(candidate), open_backend(reference)
-    fixed = a.input_size or b.input_size  # an engine's or static model's size binds both
+def compare_models(candidate: Path, reference: Path, images: list[np.ndarray], imgsz: int = 256, options: BackendOptions = BackendOptions()) -> dict[str, float | int]:
+    """Both models on each frame at the size the runtime would give it (a fixed-size model's size
+    binds both); max and mean |difference| of each map."""
+    a, b = open_backend(candidate, options=options), open_backend(reference, options=options)
+    fixed = a.input_size or b.input_size
     diffs: dict[str, list[np.ndarray]] = {"in_focus": [], "depth": []}
     try:
         for im in images:
-            batch = resize_for_model(im, fixed or model_size_for(im.shape[:2], a))[None]
+            batch = resize_for_model(im, fixed or model_size_for(im.shape[:2], a, imgsz))[None]
             for name, x, y in zip(("in_focus", "depth"), infer(a, batch), infer(b, batch)):
                 diffs[name].append(np.abs(x.astype(np.float32) - y.astype(np.float32)).ravel())
     finally:

@@ -1,4 +1,8 @@
-"""`dbd-export`: checkpoint -> ONNX -> FP16 TensorRT engine, and the engine-vs-ONNX accuracy check."""
+"""`dbd-export`: checkpoint -> ONNX -> mixed FP16 ONNX -> TensorRT engine, and the accuracy check.
+
+`onnx` and `fp16` need PyTorch (the train and fp16 extras); `trt` needs only TensorRT, pycuda and
+onnx (the trt extra), so it runs on a GPU machine without PyTorch, from the shipped FP16 ONNX.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +11,47 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Export a trained checkpoint to ONNX and to a TensorRT engine.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from runtime.console import EXIT_BAD_INPUT, err, fail, say
 
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(2)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Export a trained checkpoint to ONNX, mixed FP16 ONNX and a TensorRT engine.")
 
 
 @app.command()
 def onnx(
     checkpoint: Path = typer.Argument(..., help="A dbd-train checkpoint (best.pt or last.pt)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
-    imgsz: str = typer.Option("320", help="Input size: 320 or HxW such as 320x480 (multiples of 32)."),
-    dynamic: bool = typer.Option(False, help="Make batch, height and width dynamic."),
-    opset: int = typer.Option(17, min=17, help="ONNX opset (>= 17)."),
-    simplify: bool = typer.Option(True, help="Fold constants and shape arithmetic with onnxslim."),
+    size: str = typer.Option("320", "--size", help="Example input HxW (or one side for a square), multiples of 32; a static graph's fixed size."),
+    dynamic: bool = typer.Option(False, help="Make batch, height and width dynamic (the shipped model is)."),
+    opset: int = typer.Option(17, min=17, max=20, help="ONNX opset (17-20; TensorRT 10 reads up to 20)."),
+    simplify: bool = typer.Option(True, help="Fold constants with onnxslim."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write OUT_fp16.onnx, converted by ModelOpt AutoCast (the fp16 extra)."),
 ) -> None:
     """uint8 BGR frames [N, H, W, 3] in; in_focus and depth [N, 1, H, W] out."""
-    from export.onnx_export import OnnxExportConfig, export_onnx, parse_imgsz
+    from export.onnx_export import OnnxExportConfig, export_onnx
+    from runtime.model_info import parse_hw
 
     try:
-        cfg = OnnxExportConfig(imgsz=parse_imgsz(imgsz), dynamic=dynamic, opset=opset, simplify=simplify)
+        cfg = OnnxExportConfig(imgsz=parse_hw(size), dynamic=dynamic, opset=opset, simplify=simplify)
         if not out.parent.is_dir():
             raise ValueError(f"{out}: the output folder {out.parent} does not exist")
         proto = export_onnx(checkpoint, out, cfg)
     except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    err.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(proto.graph.node)} nodes, opset {opset}{', dynamic' if dynamic else ''})")
+        raise fail(str(exc)) from None
+    say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(proto.graph.node)} nodes, opset {opset}{', dynamic' if dynamic else ''})")
+    if fp16:
+        _fp16(out, out.with_name(f"{out.stem}_fp16.onnx"))
+
+
+def _fp16(model: Path, out: Path) -> None:
+    from export.precision import convert_fp16
+
+    try:
+        converted = convert_fp16(model, out)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
+    halves = sum(1 for t in converted.graph.initializer if t.data_type == 10)
+    say(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {halves} FP16 weights; passes the TensorRT rule check)")
 
 
 @app.command()
@@ -45,70 +59,67 @@ def fp16(
     model: Path = typer.Argument(..., help="An FP32 dbd-rt ONNX model."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the mixed FP16 ONNX."),
 ) -> None:
-    """Strongly typed FP16 ONNX (inputs/outputs, normalisation and final sigmoid stay FP32)."""
-    import onnx as onnx_lib
-
-    from export.fp16 import convert_to_fp16
-
+    """Mixed FP16 ONNX for strongly typed TensorRT, by ModelOpt AutoCast calibrated on the bundled clip."""
     if not model.is_file():
-        raise _fail(f"{model}: file not found")
-    converted = convert_to_fp16(onnx_lib.load(str(model)))
-    onnx_lib.checker.check_model(converted)
-    onnx_lib.save(converted, str(out))
-    err.print(f"wrote {out}")
+        raise fail(f"{model}: file not found")
+    _fp16(model, out)
 
 
 @app.command()
 def trt(
-    model: Path = typer.Argument(..., help="The ONNX model to build from."),
+    model: Optional[Path] = typer.Argument(None, help="The ONNX to build from. Default: the shipped mixed-FP16 model (--fp32: the FP32 one)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .engine (a .json sidecar goes beside it)."),
-    fp16: bool = typer.Option(True, "--fp16/--fp32", help="FP16 (strongly typed mixed precision) or FP32 engine."),
+    fp32: bool = typer.Option(False, "--fp32", help="With no MODEL: build from the shipped FP32 ONNX instead of the FP16 one. An engine's precision is its ONNX's."),
+    opt: str = typer.Option("256x448", help="Input HxW TensorRT tunes for (default: a 16:9 frame at dbd-rt video's --imgsz 256). A static ONNX keeps its own size."),
+    max_side: int = typer.Option(1280, min=32, help="Largest input side the engine accepts (the optimisation profile's max)."),
     workspace: float = typer.Option(2.0, help="Builder workspace limit in GiB."),
-    timing_cache: Optional[Path] = typer.Option(None, help="Timing cache file to reuse and update across builds."),
-    imgsz: str = typer.Option(
-        "320x416", help="HxW the engine runs at, from a dynamic ONNX (multiples of 32; a static ONNX keeps its own). Default: a 4:3 frame at 320 on the short side."
-    ),
+    timing_cache: Optional[Path] = typer.Option(None, help="Timing cache file to reuse and update across builds (left alone if made for another GPU)."),
+    gpu: int = typer.Option(0, min=0, help="CUDA device index to build on."),
 ) -> None:
-    """Build a serialized TensorRT engine on this machine's GPU."""
-    from export.onnx_export import parse_imgsz
+    """Build a serialized TensorRT engine on this machine's GPU (checks TensorRT's rules first)."""
     from runtime.backends.base import BackendError
+    from runtime.backends.tensorrt_build import EngineBuildConfig, build_engine
+    from runtime.model_info import DEFAULT_MODEL, DEFAULT_MODEL_FP16, parse_hw
 
-    if not model.is_file():
-        raise _fail(f"{model}: file not found")
+    source = model or (DEFAULT_MODEL if fp32 else DEFAULT_MODEL_FP16)
+    if not source.is_file():
+        raise fail(f"{source}: file not found")
+    if not out.parent.is_dir():
+        raise fail(f"{out}: the output folder {out.parent} does not exist")
     try:
-        size = parse_imgsz(imgsz)
+        cfg = EngineBuildConfig(opt=parse_hw(opt), max_side=max_side, workspace_gib=workspace, timing_cache=timing_cache, gpu=gpu)
+        sidecar = build_engine(source, out, cfg, log=lambda m: err.print(f"[yellow]note:[/] {m}", markup=True))
     except ValueError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        from export.tensorrt_build import EngineBuildConfig, build_engine
-
-        sidecar = build_engine(model, out, EngineBuildConfig(fp16=fp16, workspace_gib=workspace, timing_cache=timing_cache, imgsz=size))
+        raise fail(str(exc)) from None
     except BackendError as exc:
-        raise _fail(f"cannot build a TensorRT engine here: {exc}") from None
-    except RuntimeError as exc:
-        raise _fail(str(exc)) from None
-    err.print(f"wrote {out} ({sidecar.precision}, TensorRT {sidecar.tensorrt_version}, {sidecar.gpu_name}, {sidecar.build_seconds:.0f} s)")
+        raise fail(f"cannot build a TensorRT engine: {exc}") from None
+    say(f"wrote {out} ({sidecar.precision}, TensorRT {sidecar.tensorrt_version}, {sidecar.gpu_name}, {sidecar.build_seconds:.0f} s)")
 
 
 @app.command()
 def check(
-    engine: Path = typer.Argument(..., help="The engine (or an FP16 ONNX) to check."),
-    reference: Path = typer.Argument(..., help="The FP32 ONNX it was built from."),
+    candidate: Path = typer.Argument(..., help="The engine (or an FP16 ONNX) to check."),
+    reference: Path = typer.Argument(..., help="The FP32 ONNX it was made from."),
     frames: Optional[Path] = typer.Option(None, help="A folder of photos or a video to compare on (default: the bundled sample clip)."),
-    count: int = typer.Option(16, help="How many frames to compare."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    count: int = typer.Option(16, min=1, help="How many frames to compare."),
+    imgsz: int = typer.Option(256, min=32, help="Short side of the network input, as dbd-rt video sizes frames."),
+    gpu: int = typer.Option(0, min=0, help="CUDA device index for an engine."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Run both models on the same real frames; report max/mean |difference| of in_focus (FP16 target: mean <= 1e-2)."""
+    """Run both models on the same real frames; report max/mean |difference| of in_focus (target: mean <= 1e-2; exit 1 above).
+
+    For layer-by-layer comparisons on a GPU machine, NVIDIA Polygraphy does it: polygraphy run
+    MODEL.onnx --trt --onnxrt (pip install polygraphy)."""
     from export.accuracy import compare_models, sample_frames
-    from runtime.backends import BackendError
+    from runtime.backends import BackendError, BackendOptions
     from runtime.model_info import ModelError
     from runtime.video_io import VideoError
 
     try:
         images = sample_frames(frames, count)
-        result = compare_models(engine, reference, images)
+        result = compare_models(candidate, reference, images, imgsz, BackendOptions(gpu=gpu))
     except (BackendError, ModelError, VideoError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if json_out:
         print(json.dumps(result))
     else:
@@ -120,6 +131,8 @@ def check(
     if result["in_focus_mean_abs"] > 1e-2:
         raise typer.Exit(1)
 
+
+__all__ = ["app", "EXIT_BAD_INPUT"]
 
 if __name__ == "__main__":
     app()

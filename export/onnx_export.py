@@ -11,9 +11,9 @@ from pathlib import Path
 import onnx
 import torch
 
-from runtime.model_info import INPUT_NAME, OUTPUT_NAMES
+from runtime.model_info import INPUT_NAME, OUTPUT_NAMES, STRIDE
 from trainer.model import DeployableNet
-from trainer.train import load_model
+from trainer.checkpoint import load_model
 
 OPSET = 17
 
@@ -24,20 +24,6 @@ class OnnxExportConfig:
     dynamic: bool = False
     opset: int = OPSET
     simplify: bool = True
-
-
-def parse_imgsz(text: str) -> tuple[int, int]:
-    """'320' -> (320, 320); '320x480' -> (320, 480) as height x width."""
-    parts = text.lower().split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"image size must look like 320 or 320x480, got {text!r}") from None
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2 or min(dims) < 32 or any(d % 32 for d in dims):
-        raise ValueError(f"image size must be one or two multiples of 32 (>= 32), got {text!r}")
-    return dims[0], dims[1]
 
 
 def _sha256(path: Path) -> str:
@@ -72,6 +58,8 @@ def export_onnx(checkpoint: Path, out: Path, cfg: OnnxExportConfig = OnnxExportC
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
+    # Shape annotations are inferred again by every consumer; onnxslim's double the file's size.
+    del proto.graph.value_info[:]
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(tmp))
     tmp.replace(out)
@@ -116,7 +104,7 @@ def export_metadata(checkpoint: Path, ckpt: dict, cfg: OnnxExportConfig) -> dict
         "backbone": model_config["backbone"],
         "decoder": json.dumps(model_config["decoder"]),
         "train_imgsz": str(json.loads(training_data).get("imgsz") or 320) if training_data != "unknown" else "320",
-        "input": f"{INPUT_NAME}: uint8 [N, H, W, 3] BGR",
+        "input": f"{INPUT_NAME}: uint8 [N, H, W, 3] BGR, H and W multiples of {STRIDE}",
         "imgsz": f"{cfg.imgsz[0]}x{cfg.imgsz[1]}",
         "dynamic": str(cfg.dynamic).lower(),
         "in_focus_polarity": "1 = in focus, 0 = out of focus (sigmoid probability)",

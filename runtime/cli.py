@@ -17,20 +17,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from runtime.backends import Backend, BackendError, open_backend
+from runtime.backends import Backend, BackendError, BackendOptions, open_backend
+from runtime.console import EXIT_BAD_INPUT, EXIT_INTERRUPTED, err, error, fail, note, say, warn
+from runtime.datasets import IMAGE_SUFFIXES
 from runtime.metrics import focus_png
-from runtime.model_info import ModelError, resolve_model
+from runtime.model_info import ModelError
 from runtime.overlay import COLORMAPS, OverlayStyle, View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ, FrameProcessor, Renderer, StageTimes
 from runtime.video_io import DEFAULT_PRESET, X264_PRESETS, VideoError, VideoWriter, probe_video
 from runtime.video_job import process_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time defocus blur detection: what is in focus, and how deep the scene is.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class BackendName(str, Enum):
@@ -42,8 +39,11 @@ class BackendName(str, Enum):
 
 Cmap = Enum("Cmap", {c: c for c in COLORMAPS}, type=str)  # type: ignore[misc]
 
-MODEL_OPT = typer.Option(None, "--model", "-m", help="An .onnx model, an .engine (TensorRT) or a .pt checkpoint (torch). Default: the embedded model.")
+MODEL_OPT = typer.Option(
+    None, "--model", "-m", help="An .onnx model, an .engine (TensorRT) or a .pt checkpoint (torch). Default: the embedded model (for tensorrt: an engine built from it on first use and cached)."
+)
 BACKEND_OPT = typer.Option(BackendName.auto, help="Inference backend; auto = TensorRT for .engine, torch for .pt, else ONNX Runtime.")
+GPU_OPT = typer.Option(0, min=0, help="CUDA device index for tensorrt, torch and ONNX Runtime's GPU providers.")
 THREADS_OPT = typer.Option(0, help="CPU threads for inference (0 = all cores this process may use).")
 IN_FLIGHT_OPT = typer.Option(
     0, min=0, help="Frames ONNX Runtime infers at once, sharing the threads (0 = auto: 2 on a CPU with 2+ threads; more fps, one frame more latency)."
@@ -60,30 +60,19 @@ JSON_OPT = typer.Option(False, "--json", help="Print the summary as one JSON doc
 REBUILD_OPT = typer.Option(False, "--rebuild", help="Rebuild a TensorRT engine that was built for another GPU or TensorRT version.")
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
-
-
 @dataclass(frozen=True)
 class Session:
     backend: Backend
     style: OverlayStyle
 
 
-def open_session(model: Optional[Path], backend: BackendName, threads: int, style: OverlayStyle, rebuild: bool = False, frames_in_flight: int = 1) -> Session:
+def open_session(model: Optional[Path], backend: BackendName, options: BackendOptions, style: OverlayStyle) -> Session:
     try:
-        path = resolve_model(model)
-        be = open_backend(path, backend.value, threads=threads, rebuild=rebuild, frames_in_flight=frames_in_flight)
+        be = open_backend(model, backend.value, options)
     except (ModelError, BackendError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
-    detail = getattr(be, "provider", be.device)
-    threads_used = getattr(be, "threads", None)
     size = "dynamic" if be.input_size is None else f"{be.input_size[0]}x{be.input_size[1]}"
-    threads_text = f", {threads_used} threads" if threads_used else ""
-    if threads_used and be.in_flight > 1:
-        threads_text = f", {be.in_flight} frames in flight x {threads_used} threads"
-    err.print(f"backend: {be.name} ({detail}{threads_text}, {be.precision}) model: {path.name} [{size}]")
+    say(f"backend: {be.name} ({be.describe()}) model: {be.info.path.name} [{size}]")
     return Session(be, style)
 
 
@@ -148,6 +137,7 @@ def video(
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
     hud: bool = HUD_OPT,
+    gpu: int = GPU_OPT,
     rebuild: bool = REBUILD_OPT,
     preset: str = typer.Option(DEFAULT_PRESET, help=f"x264 speed preset ({', '.join(X264_PRESETS)}): faster presets leave more CPU to the network."),
     json_out: bool = JSON_OPT,
@@ -161,8 +151,9 @@ def video(
         raise fail(str(exc)) from None
     check_output_path(out, [source])
     if probe.rate_fallback:
-        err.print(f"[yellow]warning:[/] {source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
-    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild, frames_in_flight)
+        warn(f"{source}: the container reports no usable frame rate; using {float(probe.rate):g} fps")
+    options = BackendOptions(threads=threads, frames_in_flight=frames_in_flight, gpu=gpu, rebuild=rebuild)
+    session = open_session(model, backend, options, make_style(view, alpha, focus_cmap, depth_cmap, hud))
     summary = run_video(probe, out, session, preset, imgsz)
     if json_out:
         print(json.dumps(summary))
@@ -180,7 +171,7 @@ def run_video(probe: Any, out: Path, session: Session, preset: str, imgsz: int =
                 progress.update(task, completed=frames, fps=fps)
 
             def announce(message: str) -> None:
-                err.print(f"[yellow]note:[/] {message}")
+                note(message)
 
             result = process_video(probe, out, session.backend, session.style, on_frame=tick, on_note=announce, preset=preset, imgsz=imgsz)
             progress.update(task, completed=result.frames, total=result.frames)
@@ -189,9 +180,9 @@ def run_video(probe: Any, out: Path, session: Session, preset: str, imgsz: int =
     finally:
         session.backend.close()
     if result.interrupted:
-        err.print(f"[yellow]interrupted:[/] finished {result.output} cleanly with the {result.frames} frames done so far")
-    err.print(summary_line(result.frames, result.seconds, result.stages_ms))
-    err.print(
+        warn(f"interrupted: finished {result.output} cleanly with the {result.frames} frames done so far")
+    say(summary_line(result.frames, result.seconds, result.stages_ms))
+    say(
         f"wrote {result.output} ({result.codec}, {result.rate:g} fps, {result.width}x{result.height}{', audio copied' if result.audio else ''}; network input {result.input_size})"
     )
     return result.as_dict()
@@ -221,6 +212,7 @@ def webcam(
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
     hud: bool = HUD_OPT,
+    gpu: int = GPU_OPT,
     rebuild: bool = REBUILD_OPT,
 ) -> None:
     """Live view of a camera. Keys: q/Esc quit, v next view, space pause, s snapshot."""
@@ -237,7 +229,8 @@ def webcam(
             cam.set(prop, value)
     if out is not None:
         check_output_path(out, [])
-    session = open_session(model, backend, threads, make_style(view, alpha, focus_cmap, depth_cmap, hud), rebuild, frames_in_flight)
+    options = BackendOptions(threads=threads, frames_in_flight=frames_in_flight, gpu=gpu, rebuild=rebuild)
+    session = open_session(model, backend, options, make_style(view, alpha, focus_cmap, depth_cmap, hud))
     times = StageTimes()
     processor = FrameProcessor(session.backend, times, imgsz)
     renderer = Renderer(session.style, times)
@@ -274,17 +267,17 @@ def webcam(
                 elif key == ord("s") and last is not None:
                     snap = snapshot_dir / f"dbd-rt-{time.strftime('%Y%m%d-%H%M%S')}-{frames:05d}.png"
                     cv2.imwrite(str(snap), last)
-                    err.print(f"saved {snap}")
+                    say(f"saved {snap}")
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
+        warn("interrupted")
     finally:
         capture.stop()
         if show:
             cv2.destroyAllWindows()
         if writer is not None:
-            err.print(f"recorded {writer.finish()}")
+            say(f"recorded {writer.finish()}")
         session.backend.close()
-    err.print(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + format_stages(times.per_frame(frames)))
+    say(f"{frames} frames shown, {capture.dropped} stale camera frames skipped; mean ms: " + format_stages(times.per_frame(frames)))
 
 
 def collect_images(paths: list[Path]) -> list[Path]:
@@ -326,6 +319,7 @@ def image(
     alpha: float = ALPHA_OPT,
     focus_cmap: Cmap = FOCUS_CMAP_OPT,  # type: ignore[valid-type]
     depth_cmap: Cmap = DEPTH_CMAP_OPT,  # type: ignore[valid-type]
+    gpu: int = GPU_OPT,
     rebuild: bool = REBUILD_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -338,7 +332,7 @@ def image(
             if not folder.parent.is_dir():
                 raise fail(f"{folder}: the parent folder {folder.parent} does not exist")
     style = make_style(view, alpha, focus_cmap, depth_cmap, hud=False)
-    session = open_session(model, backend, threads, style, rebuild)
+    session = open_session(model, backend, BackendOptions(threads=threads, frames_in_flight=1, gpu=gpu, rebuild=rebuild), style)
     out.mkdir(exist_ok=True)
     if save_maps is not None:
         save_maps.mkdir(exist_ok=True)
@@ -350,7 +344,7 @@ def image(
         img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
         if img is None or img.dtype != np.uint8:
             failed.append(f)
-            err.print(f"[red]error:[/] {f}: unreadable or not an 8-bit image")
+            error(f"{f}: unreadable or not an 8-bit image")
             continue
         result = processor.process(img)
         targets = [(out / f"{f.stem}_{view.value}.png", renderer(result))]
@@ -363,7 +357,7 @@ def image(
             write_image(path, pic)
             written.append(str(path))
     session.backend.close()
-    err.print(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + format_stages(times.per_frame(len(files) - len(failed))))
+    say(f"{len(files) - len(failed)} of {len(files)} photos done; mean ms: " + format_stages(times.per_frame(len(files) - len(failed))))
     if json_out:
         print(json.dumps({"images": len(files), "failed": [str(f) for f in failed], "written": written}))
     if failed:
@@ -376,11 +370,11 @@ def info(
     json_out: bool = JSON_OPT,
 ) -> None:
     """The model in use, its metadata, and the backends this machine offers."""
-    from runtime.backends import available_backends, choose_backend
+    from runtime.backends import available_backends, choose_backend, resolve_model
 
     try:
-        path = resolve_model(model)
-        is_onnx = choose_backend(path) == "onnxruntime"
+        path = resolve_model(model, "onnxruntime" if model is None else choose_backend(model))
+        is_onnx = path.suffix.lower() == ".onnx"
         if is_onnx:
             from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -392,6 +386,8 @@ def info(
                 described["metadata"] = json.loads(sidecar.read_text())
     except (ModelError, BackendError) as exc:
         raise fail(str(exc)) from None
+    except ValueError as exc:  # a sidecar that is not JSON
+        raise fail(f"{path.with_suffix('.json')}: unreadable engine sidecar ({exc})") from None
     doc = {"model": described, "backends": available_backends()}
     if json_out:
         print(json.dumps(doc, indent=2))

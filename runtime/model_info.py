@@ -8,7 +8,12 @@ from pathlib import Path
 
 INPUT_NAME = "frames"
 OUTPUT_NAMES = ("in_focus", "depth")
+# Input sides are multiples of this: the encoder's output stride (the exported graph relies on it).
+STRIDE = 32
 DEFAULT_MODEL = Path(__file__).parent / "models" / "dbd_lite0_320.onnx"
+# The same network converted to mixed FP16 by NVIDIA ModelOpt AutoCast, for TensorRT engines on
+# machines without PyTorch (see export/precision.py).
+DEFAULT_MODEL_FP16 = Path(__file__).parent / "models" / "dbd_lite0_320_fp16.onnx"
 SAMPLE_CLIP = Path(__file__).parent / "samples" / "cuhk_pan.mp4"  # three real photos, slow pan and zoom, with audio
 
 
@@ -35,6 +40,20 @@ class ModelInfo:
             "input_size": None if self.input_size is None else f"{self.input_size[0]}x{self.input_size[1]}",
             "metadata": meta,
         }
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """'320' -> (320, 320); '320x480' -> (320, 480) as height x width, each a multiple of STRIDE."""
+    parts = text.lower().split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"size must look like 320 or 320x480 (height x width), got {text!r}") from None
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < STRIDE or any(d % STRIDE for d in dims):
+        raise ValueError(f"size must be one or two multiples of {STRIDE} (>= {STRIDE}), got {text!r}")
+    return dims[0], dims[1]
 
 
 def resolve_model(model: Path | None) -> Path:

@@ -15,7 +15,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     torch = pytest.importorskip("torch")
     from trainer.config import ModelConfig
     from trainer.model import DefocusDepthNet
-    from trainer.train import save_checkpoint
+    from trainer.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig.preset("tf_efficientnet_lite0", "realtime")
@@ -47,6 +47,17 @@ def tiny_dynamic_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
     export_onnx(tiny_checkpoint, out, OnnxExportConfig(imgsz=(64, 64), dynamic=True))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fp16_onnx(tiny_dynamic_onnx, tmp_path_factory) -> Path:
+    """The dynamic tiny model converted to mixed FP16 by ModelOpt AutoCast (the fp16 extra)."""
+    pytest.importorskip("modelopt")
+    from export.precision import convert_fp16
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny_fp16.onnx"
+    convert_fp16(tiny_dynamic_onnx, out)
     return out
 
 

@@ -35,12 +35,12 @@ def test_fps_json_schema(tiny_onnx, tiny_checkpoint, clip_with_audio, tmp_path):
     assert json.loads(log.read_text().splitlines()[0])["results"][1]["backend"] == "torch"
 
 
-def test_fps_synthetic_clip_and_bad_backend(tiny_onnx):
+def test_fps_synthetic_clip_and_bad_backend(tiny_onnx, tiny_checkpoint):
     res = runner.invoke(app, ["fps", "--model", str(tiny_onnx), "--synthetic", "64x48", "--warmup", "1", "--iters", "2", "--no-pipeline", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["results"][0]["stages_ms"] is None
-    bad = runner.invoke(app, ["fps", "--model", str(tiny_onnx), "--backend", "tensorrt", "--no-pipeline"])
-    assert bad.exit_code == 2 and "reads .engine" in bad.output
+    bad = runner.invoke(app, ["fps", "--model", str(tiny_checkpoint), "--backend", "tensorrt", "--no-pipeline"])
+    assert bad.exit_code == 2 and "reads .engine/.onnx files, not .pt" in bad.output
 
 
 @pytest.fixture(scope="module")

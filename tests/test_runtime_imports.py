@@ -40,7 +40,7 @@ def test_torch_backend_without_torch_says_what_to_install():
         """
         from runtime.backends import BackendError, open_backend
         try:
-            open_backend(__import__("pathlib").Path("x.pt"), "torch")
+            open_backend(__import__("pathlib").Path("trainer/checkpoints/dbd_lite0_320/best.pt"), "torch")
         except BackendError as exc:
             print(exc)
         """

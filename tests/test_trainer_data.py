@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from trainer.data import AugmentConfig, DatasetError, augment, find_pairs, load_samples, read_mask, seeded_split
+from runtime.datasets import DatasetError, find_pairs, load_samples, read_mask, seeded_split
+from trainer.data import AugmentConfig, augment
 from trainer.synthetic import SyntheticConfig, render_scene, synthetic_samples, write_dataset
 
 

@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trainer.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from trainer.checkpoint import load_checkpoint  # noqa: E402
+from trainer.train import TrainConfig, train  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -85,7 +85,7 @@ def main(
     json_out: bool = typer.Option(False, "--json", help="Print the final epoch's record as JSON on stdout."),
 ) -> None:
     """Train; see README for the recipe of the shipped model."""
-    from trainer.data import DatasetError
+    from runtime.datasets import DatasetError
     from trainer.encoder import PretrainedWeightsUnavailable
     from trainer.train import TrainConfig, train
 

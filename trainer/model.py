@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import torch
@@ -99,15 +100,21 @@ class DefocusDepthNet(nn.Module):
         return torch.sigmoid(fused[:, :1]), fused[:, 1:]
 
 
+# Every input the deployed graph sees has sides that are multiples of this (see DeployableNet).
+DEPLOY_STRIDE = 32
+
+
 class DeployableNet(nn.Module):
     """What a video frame is in, maps out: uint8 BGR (N, H, W, 3) -> in_focus, depth (N, 1, H, W).
 
-    Colour conversion and normalisation live in the graph so a runtime only has to resize.
+    Colour conversion and normalisation live in the graph so a runtime only has to resize. H and W
+    must be multiples of DEPLOY_STRIDE (the runtime always sizes frames so): the encoder's "same"
+    padding is then fixed (see `freeze_same_padding`) and the exported graph has no shape arithmetic.
     """
 
     def __init__(self, net: DefocusDepthNet) -> None:
         super().__init__()
-        self.net = net
+        self.net = freeze_same_padding(copy.deepcopy(net))
         mean, std = input_normalisation(net.config.backbone)
         # Channel order reversed here (BGR in, RGB weights); scale folds the /255 into the std.
         self.register_buffer("mean", torch.tensor(mean[::-1]).view(1, 3, 1, 1) * 255.0, persistent=False)
@@ -115,9 +122,42 @@ class DeployableNet(nn.Module):
         self.register_buffer("rgb_index", torch.tensor([2, 1, 0]), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = frames.permute(0, 3, 1, 2).float()
+        # Cast before anything else: TensorRT accepts UINT8 only as a network input or output, so the
+        # first node must turn it into float (onnx-tensorrt: "UINT8 is only supported as network
+        # input or output tensor types"; Transpose has no UINT8 kernel).
+        x = frames.to(self.mean.dtype).permute(0, 3, 1, 2)  # float32, or half for the CUDA torch backend
         x = ((x - self.mean) * self.inv_std).index_select(1, self.rgb_index)
         return self.net.predict(x)
+
+
+class StaticSamePadConv(nn.Sequential):
+    """TensorFlow "same" padding of a strided convolution, fixed for inputs divisible by its stride.
+
+    timm computes that padding from the input size at run time (Shape -> Div -> Ceil -> ... -> Pad in
+    ONNX). For a side divisible by the stride s it is always (k_eff - s) split floor/ceil, whatever
+    the size, so a constant Pad gives the same result with no shape arithmetic in the graph.
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        pads: list[int] = []
+        for k, s, d in zip(reversed(conv.kernel_size), reversed(conv.stride), reversed(conv.dilation)):
+            total = max((k - 1) * d + 1 - s, 0)
+            pads += [total // 2, total - total // 2]
+        plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation, conv.groups, conv.bias is not None)
+        plain.load_state_dict(conv.state_dict())
+        super().__init__(nn.ZeroPad2d(tuple(pads)), plain)
+
+
+def freeze_same_padding(module: nn.Module) -> nn.Module:
+    """Replace timm's run-time "same"-padding convolutions by StaticSamePadConv, in place."""
+    from timm.layers import Conv2dSame
+
+    for name, child in module.named_children():
+        if isinstance(child, Conv2dSame):
+            setattr(module, name, StaticSamePadConv(child))
+        else:
+            freeze_same_padding(child)
+    return module
 
 
 def normalise_rgb(images: torch.Tensor, backbone: str) -> torch.Tensor:
@@ -129,6 +169,13 @@ def normalise_rgb(images: torch.Tensor, backbone: str) -> torch.Tensor:
 
 
 def _resize(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
+    """Bilinear resize. Between decoder levels the sizes differ by a whole power of two; that factor
+    is passed as a constant scale, so the exported graph needs no Shape ops to find the target size
+    (TensorRT and ONNX Runtime then see a graph whose only dynamic values are the input's dims)."""
+    h, w = (int(v) for v in x.shape[-2:])
+    th, tw = (int(v) for v in size)
+    if (h, w) == (th, tw):
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    if th % h == 0 and tw % w == 0 and th // h == tw // w:
+        return F.interpolate(x, scale_factor=float(th // h), mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)

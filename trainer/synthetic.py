@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trainer.data import Sample
+from runtime.datasets import Sample
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from runtime.metrics import DatasetScores, ScoreAccumulator
+from trainer.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from trainer.config import ModelConfig
-from trainer.data import AugmentConfig, MaskPolarity, Sample, augment, dataset_hash, find_pairs, load_samples, read_names, resize_to, seeded_split
+from runtime.datasets import MaskPolarity, Sample, dataset_hash, find_pairs, load_samples, read_names, seeded_split
+from trainer.data import AugmentConfig, augment, resize_to
 from trainer.losses import LossWeights, total_loss
 from trainer.model import DefocusDepthNet, normalise_rgb
 from trainer.synthetic import synthetic_samples
 from trainer.teacher import OnnxDepthTeacher, TeacherConfig, image_key
 
-CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -236,36 +237,6 @@ def evaluate(net: DefocusDepthNet, samples: Sequence[Sample], size: int, device:
             acc.add(np.clip(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1), s.in_focus)
     net.train(was_training)
     return acc.summary()
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by this trainer; weights_only=True never unpickles arbitrary objects."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: checkpoint not found") from None
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable dbd-rt checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"{path}: not a dbd-rt checkpoint (no model / model_config entries)")
-    return ckpt
-
-
-def load_model(path: Path) -> tuple[DefocusDepthNet, dict[str, Any]]:
-    """Rebuild the network from a checkpoint (no ImageNet weights needed: they are in the state dict)."""
-    ckpt = load_checkpoint(path)
-    net = DefocusDepthNet(ModelConfig.from_dict(json.loads(ckpt["model_config"])), pretrained=False)
-    net.load_state_dict(ckpt["model"])
-    return net.eval(), ckpt
 
 
 # ---------------------------------------------------------------- loop

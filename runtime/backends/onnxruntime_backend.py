@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
-from collections import OrderedDict, deque
+import sys
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from runtime.backends.base import BackendError, Maps
-from runtime.model_info import INPUT_NAME, OUTPUT_NAMES, ModelError, ModelInfo
+from runtime.backends.base import BackendError, BackendOptions, Maps
+from runtime.cache import cache_dir
+from runtime.model_info import DEFAULT_MODEL, INPUT_NAME, OUTPUT_NAMES, ModelError, ModelInfo
 
 # Best first; the CPU provider is always there.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-# Sessions kept for a dynamic graph, one per input shape (photos of many sizes would otherwise grow it).
-MAX_SHAPE_SESSIONS = 8
+# The input shapes ONNX Runtime's TensorRT provider builds its engine for (NHWC), so one engine
+# serves every frame size instead of a rebuild per new shape; as `dbd-export trt` builds.
+TRT_PROVIDER_PROFILE = {"min": "1x32x32x3", "opt": "1x256x448x3", "max": "1x1280x1280x3"}
 
 
 def default_threads() -> int:
@@ -27,13 +32,33 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def conflicting_onnxruntime() -> str | None:
+    """A warning when both onnxruntime and onnxruntime-gpu are installed: they share one module
+    folder, and whichever installed last wins, so the GPU providers can silently disappear."""
+    names = set()
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            importlib.metadata.version(dist)
+            names.add(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if len(names) == 2:
+        return "onnxruntime and onnxruntime-gpu are both installed; pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+    return None
+
+
 def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
-    inputs = session.get_inputs()
-    names = [i.name for i in inputs]
-    outs = [o.name for o in session.get_outputs()]
+    """Check the model's tensor names and shapes against the runtime's contract."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    names, outs = [i.name for i in inputs], [o.name for o in outputs]
     if names != [INPUT_NAME] or any(n not in outs for n in OUTPUT_NAMES):
         raise ModelError(f"{path}: not a dbd-rt model (inputs {names}, outputs {outs}; expected {INPUT_NAME} -> {', '.join(OUTPUT_NAMES)})")
     shape = inputs[0].shape  # [N, H, W, 3]
+    if len(shape) != 4 or shape[3] != 3 or inputs[0].type != "tensor(uint8)":
+        raise ModelError(f"{path}: input {INPUT_NAME} is {inputs[0].type} {shape}; expected uint8 [N, H, W, 3] BGR frames")
+    for o in outputs:
+        if o.name in OUTPUT_NAMES and (len(o.shape) != 4 or o.shape[1] != 1):
+            raise ModelError(f"{path}: output {o.name} is {o.shape}; expected [N, 1, H, W]")
     size = (shape[1], shape[2]) if all(isinstance(d, int) for d in shape[1:3]) else None
     return ModelInfo(path, size, dict(session.get_modelmeta().custom_metadata_map))
 
@@ -48,85 +73,101 @@ def auto_frames_in_flight(provider: str, threads: int) -> int:
     return 2 if provider == "CPUExecutionProvider" and threads >= 2 else 1
 
 
+def provider_list(requested: str, gpu: int) -> list[str | tuple[str, dict[str, object]]]:
+    """The execution providers to ask for, best first, each with its options."""
+    available = ort.get_available_providers()
+    if requested == "auto":
+        names = [p for p in PROVIDER_PREFERENCE if p in available]
+    elif requested in available:
+        names = list(dict.fromkeys([requested, "CPUExecutionProvider"]))
+    else:
+        raise BackendError(f"ONNX Runtime provider {requested} is not available here (have: {', '.join(available)})")
+    out: list[str | tuple[str, dict[str, object]]] = []
+    for name in names:
+        if name == "TensorrtExecutionProvider":
+            engines = cache_dir("ort-tensorrt")
+            out.append(
+                (
+                    name,
+                    {
+                        "device_id": gpu,
+                        # Without these the provider builds an FP32 engine, and again in every process.
+                        "trt_fp16_enable": True,
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(engines),
+                        "trt_timing_cache_enable": True,
+                        "trt_timing_cache_path": str(engines),
+                        **{f"trt_profile_{k}_shapes": f"{INPUT_NAME}:{v}" for k, v in TRT_PROVIDER_PROFILE.items()},
+                    },
+                )
+            )
+        elif name == "CUDAExecutionProvider":
+            out.append((name, {"device_id": gpu}))
+        else:
+            out.append(name)
+    return out
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, path: Path, provider: str = "auto", threads: int = 0, spin: bool = True, frames_in_flight: int = 1) -> None:
+    def __init__(self, path: Path, provider: str = "auto", threads: int = 0, spin: bool = True, frames_in_flight: int = 1, gpu: int = 0) -> None:
         """`frames_in_flight` > 1 runs that many frames concurrently, splitting `threads` between them
         (0 = auto_frames_in_flight)."""
-        available = ort.get_available_providers()
-        if provider == "auto":
-            providers = [p for p in PROVIDER_PREFERENCE if p in available]
-        elif provider in available:
-            providers = [provider, "CPUExecutionProvider"]
-        else:
-            raise BackendError(f"ONNX Runtime provider {provider} is not available here (have: {', '.join(available)})")
+        providers = provider_list(provider, gpu)
+        first = providers[0] if isinstance(providers[0], str) else providers[0][0]
         threads = threads or default_threads()
         if frames_in_flight <= 0:
-            frames_in_flight = auto_frames_in_flight(providers[0], threads)
-        self._providers = providers
+            frames_in_flight = auto_frames_in_flight(first, threads)
         self.threads = max(1, threads // frames_in_flight)
-        # ORT's workers busy-wait between runs: a little faster for one frame at a time on an idle
-        # machine, but concurrent runs would spin against each other.
-        self._spin = spin and frames_in_flight == 1
         self._path = Path(path)
-        self.session = self._open({})
-        self.info = read_model_info(self._path, self.session)
-        self.input_size = self.info.input_size
-        active = self.session.get_providers()[0]
-        self.device = "cpu" if active == "CPUExecutionProvider" else "cuda"
-        self.provider = active
-        self.precision = "fp32"
-        self.in_flight = frames_in_flight
-        # ORT releases the GIL in run(), so worker threads give real parallelism.
-        self._pool = ThreadPoolExecutor(frames_in_flight, thread_name_prefix="ort") if frames_in_flight > 1 else None
-        self._results: deque[Maps | Future[Maps]] = deque()
-        # Symbolic input dims (name per axis, None where fixed) of a dynamic graph.
-        self._free_dims = [d if isinstance(d, str) else None for d in self.session.get_inputs()[0].shape]
-        self._by_shape: OrderedDict[tuple[int, ...], ort.InferenceSession] = OrderedDict()
-
-    def _open(self, dims: dict[str, int]) -> ort.InferenceSession:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spin else "0")
-        for name, value in dims.items():
-            opts.add_free_dimension_override_by_name(name, value)
+        opts.log_severity_level = 3  # errors only: provider warnings would bury our own messages
+        # ORT's workers busy-wait between runs: a little faster for one frame at a time on an idle
+        # machine, but concurrent runs would spin against each other.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin and frames_in_flight == 1 else "0")
         try:
-            return ort.InferenceSession(str(self._path), opts, providers=self._providers)
+            # ORT print()s its provider fallback notices ("Falling back to ...") on stdout, where
+            # they would corrupt a --json document.
+            with contextlib.redirect_stdout(sys.stderr):
+                self.session = ort.InferenceSession(str(self._path), opts, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
             raise ModelError(f"{self._path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        self.info = read_model_info(self._path, self.session)
+        self.input_size = self.info.input_size
+        self.provider = self.session.get_providers()[0]
+        self.device = self.provider  # where it runs, as ONNX Runtime names it
+        self.precision = "fp16" if self.provider == "TensorrtExecutionProvider" else "fp32"
+        self.in_flight = frames_in_flight
+        # ORT releases the GIL in run(), so worker threads give real parallelism.
+        self._pool = ThreadPoolExecutor(frames_in_flight, thread_name_prefix="ort") if frames_in_flight > 1 else None
+        self._results: deque[Maps | Future[Maps]] = deque()
 
-    def session_for(self, shape: tuple[int, ...]) -> ort.InferenceSession:
-        """The session to run `shape` on. A dynamic graph gets one session per shape with its free
-        dims fixed, so ORT folds timm's shape-dependent padding into constants: 256x352 ran in 25 ms
-        that way against 31 ms through the dynamic graph, as fast as a static export."""
-        if self.input_size is not None or not any(self._free_dims):
-            return self.session
-        session = self._by_shape.get(shape)
-        if session is None:
-            dims = {name: int(n) for name, n in zip(self._free_dims, shape) if name}
-            session = self._by_shape[shape] = self._open(dims)
-            if len(self._by_shape) > MAX_SHAPE_SESSIONS:
-                self._by_shape.popitem(last=False)
-        self._by_shape.move_to_end(shape)
-        return session
-
-    @property
-    def shape_sessions(self) -> tuple[tuple[int, ...], ...]:
-        """Input shapes that have a fixed-shape session now, oldest use first."""
-        return tuple(self._by_shape)
+    @classmethod
+    def open(cls, path: Path, options: BackendOptions) -> "OnnxRuntimeBackend":
+        return cls(path, provider=options.provider, threads=options.threads, frames_in_flight=options.frames_in_flight, gpu=options.gpu)
 
     @staticmethod
-    def _run(session: ort.InferenceSession, frames: np.ndarray) -> Maps:
-        in_focus, depth = session.run(list(OUTPUT_NAMES), {INPUT_NAME: frames})
-        return in_focus, depth
+    def default_model() -> Path:
+        return DEFAULT_MODEL
+
+    def describe(self) -> str:
+        threads = f"{self.in_flight} frames in flight x {self.threads} threads" if self.in_flight > 1 else f"{self.threads} threads"
+        return f"{self.provider}, {threads}, {self.precision}"
+
+    def stage_ms(self) -> dict[str, float]:
+        return {}
+
+    def _run(self, frames: np.ndarray) -> Maps:
+        in_focus, depth = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: frames})
+        return Maps(in_focus, depth)
 
     def submit(self, frames: np.ndarray) -> None:
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
-        session = self.session_for(frames.shape)
-        self._results.append(self._pool.submit(self._run, session, frames) if self._pool else self._run(session, frames))
+        self._results.append(self._pool.submit(self._run, frames) if self._pool else self._run(frames))
 
     def collect(self) -> Maps:
         item = self._results.popleft()
@@ -136,4 +177,3 @@ class OnnxRuntimeBackend:
         if self._pool:
             self._pool.shutdown(wait=True)
         self._results.clear()
-        self._by_shape.clear()
