@@ -254,3 +254,39 @@ def test_renderer_makes_the_frame_size_map_only_for_views_drawn_at_frame_size(vi
     assert image.shape == (48, 64 * view.panels, 3)
     # cached_property keeps the native-size map in the instance once made: reused by --save-maps.
     assert ("in_focus" in vars(result)) is uses_frame_size_map
+
+
+def test_onnxruntime_gpu_providers_get_engine_cache_fp16_profile_and_device(monkeypatch, tmp_path):
+    import runtime.backends.onnxruntime_backend as ob
+
+    monkeypatch.setenv("DBD_RT_CACHE", str(tmp_path))
+    monkeypatch.setattr(ob.ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    trt, cuda, cpu = ob.provider_list("auto", gpu=1)
+    name, opts = trt
+    assert name == "TensorrtExecutionProvider" and opts["device_id"] == 1
+    assert opts["trt_fp16_enable"] and opts["trt_engine_cache_enable"] and opts["trt_timing_cache_enable"]
+    assert opts["trt_engine_cache_path"] == str(tmp_path / "ort-tensorrt")
+    assert opts["trt_profile_min_shapes"] == "frames:1x32x32x3" and opts["trt_profile_max_shapes"] == "frames:1x1280x1280x3"
+    assert cuda == ("CUDAExecutionProvider", {"device_id": 1}) and cpu == "CPUExecutionProvider"
+    with pytest.raises(BackendError, match="not available here"):
+        ob.provider_list("DmlExecutionProvider", 0)
+
+
+def test_provider_fallback_notices_never_reach_stdout(monkeypatch, tmp_path, tiny_onnx, clip_with_audio):
+    import json
+
+    from typer.testing import CliRunner
+
+    import runtime.backends.onnxruntime_backend as ob
+    from runtime.cli import app
+
+    real = ob.ort.InferenceSession
+
+    def noisy(*args, **kwargs):
+        print("EP Error ... Falling back to ['CPUExecutionProvider'] and retrying.")  # what ORT does
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ob.ort, "InferenceSession", noisy)
+    res = CliRunner().invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_onnx), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["frames"] == 12  # stdout holds the JSON document alone
