@@ -19,7 +19,7 @@ from runtime.console import err, fail, say
 from runtime.model_info import SAMPLE_CLIP, ModelError
 from runtime.overlay import View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ
-from runtime.video_io import FrameReader, VideoError, probe_video
+from runtime.video_io import VideoError, probe_video, read_frames
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
 
@@ -84,9 +84,7 @@ def fps(
                 backends.append(open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=1, gpu=gpu)))
                 opened.append((path, chosen))
                 say(f"measuring {chosen} ({path.name})")
-            reader = FrameReader(probe, threaded=False)
-            frame = next(iter(reader))
-            reader.close()
+            frame = read_frames(clip, count=1)[0]
             latencies = network_latency(backends, frame, cfg)
             rows = []
             for b, lat, (path, chosen) in zip(backends, latencies, opened):
@@ -100,7 +98,7 @@ def fps(
                     finally:
                         video_backend.close()
                 rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2], in_flight))
-        except (BackendError, ModelError, VideoError, FileNotFoundError, StopIteration) as exc:
+        except (BackendError, ModelError, VideoError, FileNotFoundError, IndexError) as exc:
             raise fail(str(exc) or f"{clip}: no frames") from None
         finally:
             for b in backends:
@@ -248,7 +246,3 @@ def eval_(
     for label, d in doc.items():
         t.add_row(label, f"{d['mae']:.4f}", f"{d['f_beta']:.4f}", f"{d['f_beta_mean']:.4f}", f"{d['max_f']:.4f}", f"{d['precision']:.4f}", f"{d['recall']:.4f}", f"{d['seconds_per_image']:.3f}")
     Console().print(t)
-
-
-if __name__ == "__main__":
-    app()

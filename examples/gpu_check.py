@@ -119,7 +119,7 @@ def video_end_to_end(out_dir: Path) -> dict:
         import av  # noqa: F401
     except ImportError:
         return {"skipped": "PyAV is not installed on this machine; carry its wheel to run dbd-rt video"}
-    cmd = [sys.executable, "-m", "runtime.cli", "video", "runtime/samples/cuhk_pan.mp4", "--out", str(out_dir / "gpu_demo.mp4"), "--backend", "torch", "--json"]
+    cmd = [sys.executable, "-m", "runtime", "video", "runtime/samples/cuhk_pan.mp4", "--out", str(out_dir / "gpu_demo.mp4"), "--backend", "torch", "--json"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     if done.returncode != 0:
         return {"failed": done.stderr[-2000:]}

@@ -11,7 +11,7 @@ from runtime.backends import BackendOptions, infer, open_backend
 from runtime.datasets import IMAGE_SUFFIXES
 from runtime.model_info import SAMPLE_CLIP
 from runtime.pipeline import model_size_for, resize_for_model
-from runtime.video_io import FrameReader, probe_video
+from runtime.video_io import read_frames
 
 
 def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
@@ -22,15 +22,7 @@ def sample_frames(source: Path | None, count: int) -> list[np.ndarray]:
         images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
         images = [im for im in images if im is not None]
     else:
-        reader = FrameReader(probe_video(source)).start()
-        try:
-            images = []
-            for frame in reader:
-                images.append(frame)
-                if len(images) == count:
-                    break
-        finally:
-            reader.close()
+        images = read_frames(source, count=count)
     if not images:
         raise FileNotFoundError(f"{source}: no frames to compare on")
     return images

@@ -133,6 +133,3 @@ def check(
 
 
 __all__ = ["app", "EXIT_BAD_INPUT"]
-
-if __name__ == "__main__":
-    app()

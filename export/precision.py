@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from runtime.backends.tensorrt_rules import tensorrt_problems
 from runtime.model_info import INPUT_NAME, OUTPUT_NAMES, SAMPLE_CLIP
-from runtime.video_io import FrameReader, probe_video
+from runtime.video_io import read_frames
 
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 # Reductions: a mean over a 320x320 map sums past FP16's 65504 (tensorrt_rules [range]). Sigmoid:
@@ -35,17 +35,7 @@ FP16_INSTALL = "FP16 conversion needs NVIDIA ModelOpt: pip install 'dbd-rt[fp16]
 
 def clip_frames(indices: tuple[int, ...] = CALIBRATION_FRAMES, clip: Path = SAMPLE_CLIP) -> list[np.ndarray]:
     """BGR frames of a video at the given indices."""
-    wanted, frames = set(indices), []
-    reader = FrameReader(probe_video(clip), threaded=False)
-    try:
-        for i, frame in enumerate(reader):
-            if i in wanted:
-                frames.append(frame)
-            if len(frames) == len(wanted):
-                break
-    finally:
-        reader.close()
-    return frames
+    return read_frames(clip, indices=indices)
 
 
 def calibration_batch(size: tuple[int, int] = (256, 352)) -> np.ndarray:

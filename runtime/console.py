@@ -10,11 +10,12 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from runtime.interrupts import EXIT_INTERRUPTED, EXIT_TERMINATED
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # the work ran, but its result fails a check (e.g. dbd-export check above target)
 EXIT_BAD_INPUT = 2  # bad input or a missing dependency: nothing was done
-EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): finished cleanly with what was done
-EXIT_TERMINATED = 143  # SIGTERM (timeout, docker stop, systemd): likewise
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "err", "say", "warn", "note", "error", "fail"]
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 
 from runtime.backends import Backend
+from runtime.model_info import STRIDE, ModelError
 from runtime.overlay import OverlayStyle, View, draw_hud, render, to_bgr, upsample
 
+# Per-frame stages in pipeline order, as StageTimes records them.
 STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
 
 # Short side of the network input for a dynamic model, per job. On the 60 validation photos the
@@ -54,7 +56,18 @@ def model_size_for(frame_shape: tuple[int, int], backend: Backend, imgsz: int = 
         return backend.input_size
     h, w = frame_shape
     scale = imgsz / min(h, w)
-    return max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
+    return max(STRIDE, round(h * scale / STRIDE) * STRIDE), max(STRIDE, round(w * scale / STRIDE) * STRIDE)
+
+
+def squash_note(frame_shape: tuple[int, int], backend: Backend) -> str | None:
+    """A warning when a fixed-size model must stretch frames of another aspect ratio (a dynamic
+    model never does: it sizes each frame by its own aspect ratio)."""
+    if backend.input_size is None:
+        return None
+    (h, w), (mh, mw) = frame_shape, backend.input_size
+    if abs((w / h) / (mw / mh) - 1) <= 0.03:
+        return None
+    return f"the model takes a fixed {mh}x{mw} input, so {w}x{h} frames are stretched to it (export it with --dynamic to keep their aspect ratio)"
 
 
 def resize_for_model(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -72,6 +85,7 @@ class FrameResult:
     in_focus_model: np.ndarray  # float32 [0, 1] at the network's output size, 1 = in focus
     depth_model: np.ndarray  # float32 at the network's output size, 0 = near
     latency_ms: float = 0.0  # from handing the frame to the backend to its maps being ready
+    pts: int = 0  # the frame's presentation time, carried through for the writer
 
     @cached_property
     def in_focus(self) -> np.ndarray:
@@ -95,7 +109,7 @@ class FrameProcessor:
         self.backend = backend
         self.times = times or StageTimes()
         self.imgsz = imgsz
-        self._pending: list[tuple[np.ndarray, float]] = []  # frame, time it was submitted
+        self._pending: list[tuple[np.ndarray, tuple[int, ...], int, float]] = []  # frame, input shape, pts, time submitted
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frame as BGR and the network's input batch; safe to run on another thread."""
@@ -107,11 +121,11 @@ class FrameProcessor:
     def push(self, frame: np.ndarray) -> list[FrameResult]:
         return self.push_prepared(*self.prepare(frame))
 
-    def push_prepared(self, frame: np.ndarray, batch: np.ndarray) -> list[FrameResult]:
+    def push_prepared(self, frame: np.ndarray, batch: np.ndarray, pts: int = 0) -> list[FrameResult]:
         submitted = time.perf_counter()
         with self.times.time("infer"):
             self.backend.submit(batch)
-        self._pending.append((frame, submitted))
+        self._pending.append((frame, batch.shape, pts, submitted))
         out = []
         while len(self._pending) >= max(1, self.backend.in_flight):
             out.append(self._collect())
@@ -121,13 +135,18 @@ class FrameProcessor:
         return [self._collect() for _ in range(len(self._pending))]
 
     def _collect(self) -> FrameResult:
-        frame, submitted = self._pending.pop(0)
+        frame, shape, pts, submitted = self._pending.pop(0)
         with self.times.time("infer"):
             in_focus, depth = self.backend.collect()
+        want = (shape[0], 1, shape[1], shape[2])
+        for name, m in (("in_focus", in_focus), ("depth", depth)):
+            if m.shape != want:
+                # A model with the right tensor names but another output contract would save garbage.
+                raise ModelError(f"{self.backend.info.path}: output {name} is {tuple(m.shape)} for a {tuple(shape)} input; a dbd-rt model gives {want}")
         with self.times.time("postprocess"):
             f = np.clip(in_focus[0, 0].astype(np.float32, copy=False), 0.0, 1.0)
             d = depth[0, 0].astype(np.float32, copy=False)
-        return FrameResult(frame, f, d, (time.perf_counter() - submitted) * 1000)
+        return FrameResult(frame, f, d, (time.perf_counter() - submitted) * 1000, pts)
 
     def process(self, frame: np.ndarray) -> FrameResult:
         """One frame, synchronously."""

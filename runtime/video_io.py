@@ -1,33 +1,41 @@
-"""Video files with PyAV: checked opening, a decoding thread, and an H.264 writer that copies audio.
+"""Video files with PyAV: checked opening, upright decoded frames with their timestamps, and an
+H.264 writer that keeps those timestamps and copies the audio. I/O only: no threads (video_job
+runs these on its own threads) and no drawing.
 
-The writer works on a temporary name next to the output and renames it only when the file is
-complete, so an error never leaves a half-written file where the user expects a video.
+Frames come out as players show them: the stream's display matrix (every portrait phone clip has
+one) is applied, and the output carries none. Each frame keeps its presentation time, so variable
+frame rate clips (phones, screen recordings) keep their timing and their audio stays in sync.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import queue
-import threading
-import time
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import av
 import cv2
 import numpy as np
 
+from runtime.files import temporary_path
+
 DEFAULT_FPS = Fraction(30)
 H264_CODECS = ("libx264", "h264")
 FALLBACK_CODEC = "mpeg4"
+# Containers the writer produces (H.264 in each); anything else is refused before work starts.
+OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 # x264 speed preset: on a 2-core CPU the encoder shares the cores with the network, and a
 # side-by-side 640x480 view is 1920x480 pixels. Measured there: ultrafast 13-16 ms per frame,
 # superfast 21-26, veryfast 26-34 (files about 4x, 2x, 1x the size).
 DEFAULT_PRESET = "ultrafast"
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
+# Display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it) -> the turn that makes
+# the coded picture upright.
+_UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, -180: cv2.ROTATE_180}
 
 
 class VideoError(ValueError):
@@ -37,16 +45,48 @@ class VideoError(ValueError):
 @dataclass(frozen=True)
 class VideoProbe:
     path: Path
-    width: int
+    width: int  # as displayed: after the rotation
     height: int
-    rate: Fraction
-    rate_fallback: bool  # the container reported no usable frame rate; DEFAULT_FPS is used
+    rotation: int  # display-matrix rotation, degrees counter-clockwise (0, 90, -90, 180)
+    rate: Fraction  # nominal frame rate: the output's for a stream without timestamps
+    rate_source: str  # "container", "stream" (the codec's own timing info) or "assumed"
     frames: int  # as the container reports it; 0 when unknown
     has_audio: bool
+    time_base: Fraction  # of the frame timestamps
+    timestamps: bool  # frames carry presentation times (False for raw .h264 and the like)
+
+    @property
+    def rate_fallback(self) -> bool:
+        return self.rate_source == "assumed"
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    image: np.ndarray  # BGR uint8, upright
+    pts: int  # presentation time in the probe's time_base
 
 
 def _valid_rate(rate: Fraction | None) -> bool:
-    return rate is not None and rate.denominator != 0 and math.isfinite(float(rate)) and float(rate) > 0
+    return rate is not None and rate.denominator != 0 and math.isfinite(float(rate)) and 0 < float(rate) <= 1000
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    try:
+        degrees = int(round(frame.rotation))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return degrees if degrees in _UPRIGHT else 0
+
+
+def _rate(container: av.container.InputContainer, stream: av.video.stream.VideoStream, timestamps: bool) -> tuple[Fraction, str]:
+    """The nominal rate. A container with timestamps knows its average; a raw stream's demuxer
+    invents 25 fps, while the codec's own timing info (H.264 VUI) holds the real one."""
+    candidates = [(stream.average_rate, "container"), (stream.guessed_rate, "container")] if timestamps else []
+    candidates += [(stream.codec_context.framerate, "stream"), (stream.guessed_rate, "stream")]
+    for rate, source in candidates:
+        if _valid_rate(rate):
+            return Fraction(rate), source
+    return DEFAULT_FPS, "assumed"
 
 
 def probe_video(path: Path) -> VideoProbe:
@@ -64,15 +104,21 @@ def probe_video(path: Path) -> VideoProbe:
             first = next(container.decode(stream), None)
             if first is None:
                 raise VideoError(f"{path}: the video has no frames")
-            rate = stream.average_rate or stream.guessed_rate
+            rotation = _rotation(first)
+            w, h = (first.height, first.width) if rotation in (90, -90) else (first.width, first.height)
+            timestamps = first.pts is not None and stream.time_base is not None
+            rate, source = _rate(container, stream, timestamps)
             return VideoProbe(
                 path=path,
-                width=first.width,
-                height=first.height,
-                rate=Fraction(rate) if _valid_rate(rate) else DEFAULT_FPS,
-                rate_fallback=not _valid_rate(rate),
+                width=w,
+                height=h,
+                rotation=rotation,
+                rate=rate,
+                rate_source=source,
                 frames=int(stream.frames or 0),
                 has_audio=bool(container.streams.audio),
+                time_base=Fraction(stream.time_base) if timestamps else 1 / rate,
+                timestamps=timestamps,
             )
     except VideoError:
         raise
@@ -82,157 +128,130 @@ def probe_video(path: Path) -> VideoProbe:
         raise VideoError(f"{path}: not a readable video ({_reason(exc)})") from None
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text.splitlines()[0][:120]
 
 
-_END = object()
+class VideoReader:
+    """Decodes the first video stream into upright BGR frames with timestamps, in order.
 
-
-class FrameReader:
-    """Decodes in a thread into a bounded queue, so inference never waits on the decoder.
-
-    Audio packets are kept aside (unbounded: audio is small) for the writer to copy. With
-    `threaded=False` frames are decoded in the caller's thread instead (the bench uses this to time
-    stages that add up).
+    Audio packets met on the way are kept aside in `audio` (appended here, taken by the writer's
+    thread; deque appends and pops are thread-safe) to be copied into the output unchanged.
     """
 
-    def __init__(self, probe: VideoProbe, max_queue: int = 8, threaded: bool = True, transform: Callable[[np.ndarray], Any] | None = None) -> None:
+    def __init__(self, probe: VideoProbe) -> None:
         self.probe = probe
-        self.threaded = threaded
-        # Applied to each decoded frame on the decoding thread (the pipeline resizes there, so the
-        # inference thread only infers); not part of decode_ms.
-        self.transform = transform
-        self.frames: queue.Queue = queue.Queue(max_queue)
-        self.audio: queue.Queue = queue.Queue()
-        self.audio_stream = None  # the input audio stream, template for the writer
-        self.decode_ms: list[float] = []
-        self.error: Exception | None = None
-        self._stop = threading.Event()
+        self.audio: deque[av.Packet] = deque()
+        self.decoded = 0
         self._container = av.open(str(probe.path))
         self._video = self._container.streams.video[0]
         self._video.thread_type = "AUTO"
-        if self._container.streams.audio:
-            self.audio_stream = self._container.streams.audio[0]
-        self._thread = threading.Thread(target=self._run, name="decode", daemon=True)
+        self.audio_stream = self._container.streams.audio[0] if self._container.streams.audio else None
+        self._packets = self._container.demux(*[s for s in (self._video, self.audio_stream) if s is not None])
+        self._last_pts: int | None = None
 
-    def start(self) -> "FrameReader":
-        if self.threaded:
-            self._thread.start()
-        return self
-
-    def _decode(self) -> Iterator[np.ndarray]:
-        streams = [self._video] + ([self.audio_stream] if self.audio_stream is not None else [])
+    def __iter__(self) -> Iterator[DecodedFrame]:
         try:
-            t0 = time.perf_counter()
-            for packet in self._container.demux(*streams):
-                if self._stop.is_set():
-                    return
+            for packet in self._packets:
                 if packet.stream.type == "audio":
                     if packet.dts is not None:
-                        self.audio.put(packet)
+                        self.audio.append(packet)
                     continue
                 for frame in packet.decode():
-                    image = frame.to_ndarray(format="bgr24")
-                    self.decode_ms.append((time.perf_counter() - t0) * 1000)
-                    yield image
-                    t0 = time.perf_counter()
+                    yield DecodedFrame(self._upright(frame), self._pts(frame))
         except av.error.FFmpegError as exc:
-            raise VideoError(f"{self.probe.path}: decoding failed ({_reason(exc)})") from None
+            raise VideoError(f"{self.probe.path}: decoding failed at frame {self.decoded + 1} ({_reason(exc)})") from None
 
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self.frames.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _upright(self, frame: av.VideoFrame) -> np.ndarray:
+        image = frame.to_ndarray(format="bgr24")
+        turn = _UPRIGHT.get(self.probe.rotation)
+        return image if turn is None else cv2.rotate(image, turn)
 
-    def _frames(self) -> Iterator[Any]:
-        return self._decode() if self.transform is None else map(self.transform, self._decode())
+    def _pts(self, frame: av.VideoFrame) -> int:
+        """The frame's timestamp, made strictly increasing; counted at the nominal rate when the
+        stream has none."""
+        self.decoded += 1
+        pts = frame.pts if self.probe.timestamps and frame.pts is not None else self.decoded - 1
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
 
-    def _run(self) -> None:
-        try:
-            for item in self._frames():
-                if not self._put(item):
-                    return
-        except Exception as exc:  # a decoding VideoError or a failing transform: surfaced to the consumer
-            self.error = exc
-        finally:
-            self._put(_END)
-
-    def __iter__(self) -> Iterator[Any]:
-        if not self.threaded:
-            yield from self._frames()
+    def read_audio_until(self, seconds: float) -> None:
+        """Demux on (skipping video) until the audio reaches `seconds`: an interrupted job stops
+        reading early, and a file may store its audio up to a second behind the picture."""
+        if self.audio_stream is None:
             return
-        while True:
-            item = self.frames.get()
-            if item is _END:
-                if self.error is not None:
-                    raise self.error
-                return
-            yield item  # type: ignore[misc]
+        try:
+            for packet in self._packets:
+                if packet.stream.type != "audio" or packet.dts is None:
+                    continue
+                self.audio.append(packet)
+                if packet.pts is not None and float(packet.pts * packet.time_base) >= seconds:
+                    return
+        except av.error.FFmpegError:
+            return  # a damaged tail: keep the audio read so far
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
         self._container.close()
 
 
-def temporary_path(out: Path) -> Path:
-    """Where a file is written before it is complete: hidden, beside the output, same suffix."""
-    return out.with_name(f".{out.stem}.partial{out.suffix}")
+def read_frames(path: Path, count: int | None = None, indices: tuple[int, ...] | None = None) -> list[np.ndarray]:
+    """Upright BGR frames of a video: the first `count`, or those at `indices` (0-based)."""
+    wanted = None if indices is None else set(indices)
+    reader = VideoReader(probe_video(path))
+    frames: list[np.ndarray] = []
+    try:
+        for i, frame in enumerate(reader):
+            if wanted is None or i in wanted:
+                frames.append(frame.image)
+            if len(frames) == (count if wanted is None else len(wanted)):
+                break
+    finally:
+        reader.close()
+    return frames
 
 
 class VideoWriter:
-    """H.264 (yuv420p) MP4 at a fixed frame rate, encoded in its own thread, with copied audio."""
+    """H.264 (yuv420p) with each frame at its own timestamp, and copied audio.
+
+    Written to a temporary name beside the output and renamed only when complete, so an error
+    never leaves a half-written file where the user expects a video.
+    """
 
     def __init__(
-        self,
-        out: Path,
-        rate: Fraction,
-        width: int,
-        height: int,
-        audio_template=None,
-        audio_packets: queue.Queue | None = None,
-        max_queue: int = 8,
-        threaded: bool = True,
-        preset: str = DEFAULT_PRESET,
-        render: Callable[[Any], np.ndarray] | None = None,
+        self, out: Path, width: int, height: int, time_base: Fraction, rate: Fraction, audio_template: av.audio.stream.AudioStream | None = None, preset: str = DEFAULT_PRESET
     ) -> None:
         self.out = Path(out)
-        # Turns each written item into the picture, on the encoding thread; not part of encode_ms.
-        self.render = render
-        self.preset = preset
         self.tmp = temporary_path(self.out)
-        self.rate = rate
+        self.preset = preset
+        self.time_base = Fraction(time_base)
         # 4:2:0 chroma needs even sides: odd frames get one replicated row/column.
         self.width, self.height = width + width % 2, height + height % 2
         self.padded = (self.width, self.height) != (width, height)
-        self.encode_ms: list[float] = []
         self.frames_written = 0
-        self.error: Exception | None = None
-        self._container = av.open(str(self.tmp), mode="w")
-        self.codec = self._add_video_stream()
-        self._audio_out = self._container.add_stream_from_template(audio_template) if audio_template is not None else None
-        self._audio_src = audio_packets
-        self._audio_pending = None
-        self._queue: queue.Queue = queue.Queue(max_queue)
-        self.threaded = threaded
-        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
-        if threaded:
-            self._thread.start()
+        self.last_time = 0.0  # seconds: where the picture has reached
+        try:
+            self._container = av.open(str(self.tmp), mode="w")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise VideoError(f"{self.out}: cannot write here ({_reason(exc)})") from None
+        try:
+            self.codec = self._add_video_stream(rate)
+            self._audio_out = self._container.add_stream_from_template(audio_template) if audio_template is not None else None
+        except BaseException:
+            self.abort()
+            raise
+        self._audio_pending: av.Packet | None = None
 
-    def _add_video_stream(self) -> str:
+    def _add_video_stream(self, rate: Fraction) -> str:
         for codec in (*H264_CODECS, FALLBACK_CODEC):
             try:
-                stream = self._container.add_stream(codec, rate=self.rate)
+                stream = self._container.add_stream(codec, rate=rate)
             except (av.error.FFmpegError, ValueError, av.codec.codec.UnknownCodecError):
                 continue
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            stream.codec_context.time_base = self.time_base
             if codec == "libx264":
                 stream.options = {"preset": self.preset, "crf": "23"}
             self._video_out = stream
@@ -243,79 +262,53 @@ class VideoWriter:
     def is_h264(self) -> bool:
         return self.codec in H264_CODECS
 
-    def write(self, item: Any) -> None:
-        """Queue a picture (or, with `render`, what render turns into one)."""
-        if self.error is not None:
-            raise self.error
-        if self.threaded:
-            self._queue.put(item)
-        else:
-            self._encode(item)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self.error is None:
-                self._encode(item)
-
-    def _encode(self, item: Any) -> None:
+    def write(self, image: np.ndarray, pts: int) -> None:
+        """One BGR picture at `pts` (in `time_base`; strictly increasing)."""
         try:
-            image = self.render(item) if self.render is not None else item
-        except Exception as exc:  # a drawing bug, not an encoding failure: surfaced unchanged
-            self.error = exc
-            return
-        try:
-            t0 = time.perf_counter()
             if self.padded:
                 image = np.pad(image, ((0, self.height - image.shape[0]), (0, self.width - image.shape[1]), (0, 0)), mode="edge")
             # OpenCV's BGR -> I420 (BT.601, limited range, as libswscale's default) is ~6x faster than
             # letting the encoder convert a bgr24 frame: 0.9 against 5.2 ms for a 1920x480 side-by-side.
             frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
-            frame.pts = self.frames_written
-            frame.time_base = 1 / self.rate
+            frame.pts = pts
+            frame.time_base = self.time_base
             for packet in self._video_out.encode(frame):
                 self._container.mux(packet)
-            self.frames_written += 1
-            # Audio goes in as the video advances, so the muxer never has to buffer a whole stream.
-            self._copy_audio(until_s=self.frames_written / float(self.rate))
-            self.encode_ms.append((time.perf_counter() - t0) * 1000)
-        except Exception as exc:
-            self.error = VideoError(f"{self.out}: encoding failed ({_reason(exc)})")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise VideoError(f"{self.out}: encoding failed ({_reason(exc)})") from None
+        self.frames_written += 1
+        self.last_time = float(pts * self.time_base)
 
-    def _copy_audio(self, until_s: float) -> None:
-        """Mux the copied audio packets that start before `until_s` seconds; keep the rest for later."""
-        if self._audio_out is None or self._audio_src is None:
+    def mux_audio(self, packets: deque[av.Packet], until_s: float) -> None:
+        """Copy the audio packets that start before `until_s`; keep the rest for a later call."""
+        if self._audio_out is None:
             return
         while True:
             packet = self._audio_pending
             self._audio_pending = None
             if packet is None:
                 try:
-                    packet = self._audio_src.get_nowait()
-                except queue.Empty:
+                    packet = packets.popleft()
+                except IndexError:
                     return
             if packet.pts is not None and float(packet.pts * packet.time_base) >= until_s:
                 self._audio_pending = packet
                 return
             packet.stream = self._audio_out
-            self._container.mux(packet)
+            try:
+                self._container.mux(packet)
+            except av.error.FFmpegError:
+                pass  # one bad audio packet must not cost the video
 
-    def finish(self) -> Path:
-        """Flush the encoder, copy audio up to the last video frame, close and rename into place."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self.error is not None:
-            self.abort()
-            raise self.error
+    def finish(self, audio: deque[av.Packet] | None = None, audio_until_s: float | None = None) -> Path:
+        """Flush the encoder, copy audio up to `audio_until_s`, close and rename into place."""
         try:
             for packet in self._video_out.encode(None):
                 self._container.mux(packet)
-            self._copy_audio(until_s=self.frames_written / float(self.rate))
+            if audio is not None:
+                self.mux_audio(audio, self.last_time if audio_until_s is None else audio_until_s)
             self._container.close()
-        except Exception as exc:
+        except (av.error.FFmpegError, OSError) as exc:
             self.abort()
             raise VideoError(f"{self.out}: finishing the file failed ({_reason(exc)})") from None
         if self.frames_written == 0:
@@ -326,11 +319,23 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop without producing an output file."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=5)
         try:
             self._container.close()
         except Exception:
             pass
         self.tmp.unlink(missing_ok=True)
+
+
+def check_output_video(out: Path) -> str | None:
+    """Why `out` cannot be a video output (None when it can): checked before any work."""
+    if out.is_dir():
+        return f"{out}: is a folder; give a file name such as {out / 'out.mp4'}"
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        shown = out.suffix or "no suffix"
+        return f"{out}: {shown} is not a video format dbd-rt writes; use {', '.join(OUTPUT_SUFFIXES)}"
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{out}: the output folder {parent} does not exist"
+    if not os.access(parent, os.W_OK):
+        return f"{out}: the folder {parent} is not writable"
+    return None

@@ -182,7 +182,7 @@ def test_auto_frames_in_flight_only_splits_cpu_threads():
 def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, tiny_onnx, monkeypatch):
     from typer.testing import CliRunner
 
-    import runtime.cli
+    import runtime.camera_job
     from runtime.cli import app
     from runtime.video_io import probe_video
 
@@ -204,7 +204,7 @@ def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, tiny_onnx
             time.sleep(0.005)
             return ok, np.full((48, 64, 3), self.n % 256, np.uint8)
 
-    monkeypatch.setattr(runtime.cli.cv2, "VideoCapture", Camera)
+    monkeypatch.setattr(runtime.camera_job.cv2, "VideoCapture", Camera)
     out = tmp_path / "rec.mp4"
     res = CliRunner().invoke(
         app, ["webcam", "--no-show", "--max-frames", "6", "--frames-in-flight", "2", "--threads", "2", "--view", "side-by-side", "--out", str(out), "--model", str(tiny_onnx)]

@@ -185,9 +185,9 @@ def test_odd_sized_output_is_padded_to_even(tmp_path):
 
     from runtime.video_io import VideoWriter, probe_video
 
-    w = VideoWriter(tmp_path / "odd.mp4", rate=Fraction(10), width=33, height=21)
-    for _ in range(3):
-        w.write(np.full((21, 33, 3), 128, np.uint8))
+    w = VideoWriter(tmp_path / "odd.mp4", 33, 21, time_base=Fraction(1, 10), rate=Fraction(10))
+    for i in range(3):
+        w.write(np.full((21, 33, 3), 128, np.uint8), i)
     w.finish()
     p = probe_video(tmp_path / "odd.mp4")
     assert (p.width, p.height) == (34, 22)
@@ -196,18 +196,18 @@ def test_odd_sized_output_is_padded_to_even(tmp_path):
 def test_written_colours_survive_the_yuv_round_trip(tmp_path):
     import numpy as np
 
-    from runtime.video_io import FrameReader, VideoWriter, probe_video
+    from runtime.video_io import VideoReader, VideoWriter, probe_video
 
     colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 160, 220), (128, 128, 128), (255, 255, 255)]
     image = np.zeros((64, 64 * len(colours), 3), np.uint8)
     for i, c in enumerate(colours):
         image[:, 64 * i : 64 * (i + 1)] = c
-    w = VideoWriter(tmp_path / "colours.mp4", rate=Fraction(10), width=image.shape[1], height=64)
-    for _ in range(3):
-        w.write(image)
+    w = VideoWriter(tmp_path / "colours.mp4", image.shape[1], 64, time_base=Fraction(1, 10), rate=Fraction(10))
+    for i in range(3):
+        w.write(image, i)
     w.finish()
-    reader = FrameReader(probe_video(tmp_path / "colours.mp4"), threaded=False)
-    frames = list(reader)
+    reader = VideoReader(probe_video(tmp_path / "colours.mp4"))
+    frames = [f.image for f in reader]
     reader.close()
     assert len(frames) == 3
     for i, c in enumerate(colours):

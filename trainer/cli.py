@@ -141,7 +141,3 @@ def main(
         raise typer.Exit(2) from None
     if json_out:
         print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    app()
