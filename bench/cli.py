@@ -15,18 +15,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from runtime.backends import Backend, BackendError, BackendOptions, choose_backend, open_backend, resolve_model
-from runtime.console import err, fail, say
+from runtime.console import err, fail, say, warn
+from runtime.datasets import MaskPolarity
 from runtime.model_info import SAMPLE_CLIP, ModelError
 from runtime.overlay import View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ
 from runtime.video_io import VideoError, probe_video, read_frames
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
-
-
-class Polarity(str, Enum):
-    white = "white"
-    black = "black"
 
 
 def _model_for(backend: str, model: Optional[Path], checkpoint: Optional[Path]) -> Path:
@@ -189,7 +185,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
 @app.command("eval")
 def eval_(
     data: Path = typer.Option(..., help="Folder with images/ and masks/ paired by file stem."),
-    mask_in_focus: Polarity = typer.Option(Polarity.white, help="Mask colour that means in focus (CUHK originals: black)."),
+    mask_in_focus: MaskPolarity = typer.Option(MaskPolarity.white, help="Mask colour that means in focus (CUHK originals: black)."),
     names: Optional[Path] = typer.Option(None, help="File of stems to score, one per line (default: every pair)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to score (default: the embedded ONNX)."),
     backend: str = typer.Option("auto", help="Backend for the model."),
@@ -203,6 +199,11 @@ def eval_(
     from bench.evaluate import evaluate_folder, hifst_predictor, model_predictor, plot_pr
     from runtime.datasets import DatasetError, find_pairs, read_names
 
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401  (checked before the scoring, not after it)
+        except ImportError:
+            raise fail("--plot needs matplotlib: pip install 'dbd-rt[bench]'") from None
     try:
         stems = read_names(names) if names else None
         total = len(find_pairs(data, stems))
@@ -226,12 +227,18 @@ def eval_(
             t0 = time.perf_counter()
             try:
                 summary, _ = evaluate_folder(
-                    data, mask_in_focus.value, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task)
+                    data, mask_in_focus, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task)
                 )
             except DatasetError as exc:
                 raise fail(str(exc)) from None
             timings[label] = (time.perf_counter() - t0) / total
         results[label] = summary
+        if summary.mae > 0.5:
+            # For a map in [0, 1] and a binary mask, MAE against the other polarity is 1 - MAE.
+            warn(
+                f"{label}: MAE {summary.mae:.2f} means the maps mostly say the opposite of the masks; "
+                f"if the masks mark in-focus pixels {mask_in_focus.other().value}, pass --mask-in-focus {mask_in_focus.other().value} (MAE would be {1 - summary.mae:.2f})"
+            )
     be.close()
     if plot is not None:
         plot_pr(results, plot)

@@ -7,15 +7,25 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 # What OpenCV reads on every platform; photos and masks alike.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MaskPolarity = Literal["white", "black"]
+
+
+class MaskPolarity(str, Enum):
+    """Which mask colour means in focus (CUHK's own masks: black; DUT-DBD's: white)."""
+
+    white = "white"
+    black = "black"
+
+    def other(self) -> "MaskPolarity":
+        return MaskPolarity.black if self is MaskPolarity.white else MaskPolarity.white
 
 
 class DatasetError(ValueError):

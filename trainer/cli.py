@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from runtime.datasets import MaskPolarity
 from trainer.config import BACKBONES, DECODER_PRESETS
 
 app = typer.Typer(add_completion=False, help="Train the defocus blur detection network with depth distillation.")
@@ -17,11 +18,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Backbone = Enum("Backbone", {b: b for b in BACKBONES}, type=str)  # type: ignore[misc]
 Decoder = Enum("Decoder", {d: d for d in DECODER_PRESETS}, type=str)  # type: ignore[misc]
-
-
-class Polarity(str, Enum):
-    white = "white"
-    black = "black"
 
 
 class Near(str, Enum):
@@ -45,7 +41,7 @@ class Pretrained(str, Enum):
 def main(
     data: Optional[Path] = typer.Option(None, help="Dataset folder with images/ and masks/ paired by file stem."),
     synthetic: int = typer.Option(0, help="Render N synthetic thin-lens scenes instead of --data (true depth is the teacher)."),
-    mask_in_focus: Polarity = typer.Option(Polarity.white, help="Mask colour that means in focus (CUHK originals: black)."),
+    mask_in_focus: MaskPolarity = typer.Option(MaskPolarity.white, help="Mask colour that means in focus (CUHK originals: black)."),
     train_list: Optional[Path] = typer.Option(None, help="File of training stems, one per line."),
     val_list: Optional[Path] = typer.Option(None, help="File of validation stems, one per line."),
     val_fraction: float = typer.Option(0.1, help="Seeded validation share when no --val-list is given."),
