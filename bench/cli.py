@@ -23,6 +23,7 @@ from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ
 from runtime.video_io import VideoError, probe_video, read_frames
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
+SHORT = {"decode": "dec", "preprocess": "pre", "host_to_device": "h2d", "compute": "infer", "device_to_host": "d2h", "postprocess": "post", "overlay": "draw", "encode": "enc"}
 
 
 def _model_for(backend: str, model: Optional[Path], checkpoint: Optional[Path]) -> Path:
@@ -60,14 +61,24 @@ def fps(
     gpu: int = typer.Option(0, min=0, help="CUDA device index for tensorrt, torch and ONNX Runtime's GPU providers."),
     frames_in_flight: int = typer.Option(0, min=0, help="Frames ONNX Runtime infers at once in the threaded pipeline, as in dbd-rt video (0 = auto); the network-alone latency always runs one."),
     pipeline: bool = typer.Option(True, help="Also measure the full video pipeline (decode to encode)."),
+    sizes: Optional[str] = typer.Option(
+        None, help="Also sweep input sizes, e.g. 640x480,1280x720,1920x1080: per size a 10 s clip from the bundled photos, its plumbing-only ceiling (decode + encode), and per --views the end-to-end fps and stages (first backend only)."
+    ),
+    views: str = typer.Option("overlay,side-by-side", help="Views for --sizes, comma-separated."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout instead of the table."),
     log: Optional[Path] = typer.Option(None, help="Append this run's JSON as one line to this file."),
 ) -> None:
     """Network latency (p50/p90/p99) and fps, per-stage ms and end-to-end fps of the video pipeline."""
-    from bench.fps import FpsConfig, network_latency, pipeline_stages, result_row
+    from bench.fps import FpsConfig, network_latency, pipeline_stages, result_row, size_sweep
     from bench.machine import machine_info
+
     names = [b.strip() for b in compare.split(",")] if compare else [backend]
     cfg = FpsConfig(warmup=warmup, iters=iters, imgsz=imgsz, view=view)
+    try:
+        sweep_sizes = [tuple(int(v) for v in s.lower().split("x")) for s in sizes.split(",")] if sizes else []
+        sweep_views = [View(v.strip()) for v in views.split(",")]
+    except ValueError:
+        raise fail(f"--sizes takes WxH,WxH... and --views names of views; got {sizes!r} and {views!r}") from None
     with tempfile.TemporaryDirectory() as tmp:
         clip = _synthetic_clip(synthetic, Path(tmp)) if synthetic else (video or SAMPLE_CLIP)
         backends: list[Backend] = []
@@ -94,6 +105,14 @@ def fps(
                     finally:
                         video_backend.close()
                 rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2], in_flight))
+            sweep = []
+            if sweep_sizes:
+                path, chosen = opened[0]
+
+                def video_backend(sequential: bool) -> Backend:
+                    return open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=1 if sequential else frames_in_flight, gpu=gpu))
+
+                sweep = size_sweep(video_backend, sweep_sizes, sweep_views, cfg, Path(tmp), on_step=lambda m: say(f"sweep: {m}"))
         except (BackendError, ModelError, VideoError, FileNotFoundError, IndexError) as exc:
             raise fail(str(exc) or f"{clip}: no frames") from None
         finally:
@@ -107,6 +126,7 @@ def fps(
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "video": {"path": str(clip), "width": probe.width, "height": probe.height, "fps": float(probe.rate), "view": view.value},
         "results": rows,
+        "sizes": sweep,
         "machine": machine_info(),
     }
     if log is not None:
@@ -135,8 +155,7 @@ def print_fps_table(doc: dict[str, Any]) -> None:
         return
     t = Table(title="video pipeline (stage ms per frame from a single-threaded pass; e2e fps threaded)")
     stage_names = list(doc["results"][0]["stages_ms"])
-    short = {"decode": "dec", "preprocess": "pre", "host_to_device": "h2d", "compute": "infer", "device_to_host": "d2h", "postprocess": "post", "overlay": "draw", "encode": "enc"}
-    for col in ["backend", *[short.get(k, k) for k in stage_names], "sum", "e2e fps", "in flight", "x first"]:
+    for col in ["backend", *[SHORT.get(k, k) for k in stage_names], "sum", "e2e fps", "in flight", "x first"]:
         t.add_column(col)
     for r in doc["results"]:
         t.add_row(
@@ -148,6 +167,8 @@ def print_fps_table(doc: dict[str, Any]) -> None:
             f"{r['ratio_e2e_fps']:.2f}" if r["ratio_e2e_fps"] else "-",
         )
     con.print(t)
+    if doc.get("sizes"):
+        con.print(markdown_table(doc).split("Per input size", 1)[1].split("\n", 2)[2])
 
 
 @app.command()
@@ -179,6 +200,14 @@ def markdown_table(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {r['backend']} | {r['device']} | {r['precision']} | {r['imgsz']} | {r['fps']:.1f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} | {e2e} | {r.get('frames_in_flight', 1)} | {r['ratio_fps']:.2f} |"
         )
+    if doc.get("sizes"):
+        keys = list(doc["sizes"][0]["stages_ms"])
+        lines += ["", f"Per input size ({doc['results'][0]['backend']}; 10 s clips of the bundled photos; stages from a single-threaded pass, ms per frame):", ""]
+        lines += ["| input | view | output | end-to-end fps | plumbing-only fps | share | " + " | ".join(SHORT.get(k, k) for k in keys) + " |"]
+        lines += ["|" + "---|" * (6 + len(keys))]
+        for r in doc["sizes"]:
+            cells = " | ".join(f"{r['stages_ms'][k]:.1f}" for k in keys)
+            lines.append(f"| {r['input']} | {r['view']} | {r['output']} | {r['e2e_fps']:.1f} | {r['plumbing_fps']:.1f} | {r['share_of_ceiling']:.0%} | {cells} |")
     return "\n".join(lines)
 
 

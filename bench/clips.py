@@ -83,3 +83,15 @@ def ken_burns(photo: np.ndarray, width: int, height: int, count: int, zoom: floa
         y0 = float(np.clip(cy - ch / 2, 0, ph - ch))
         m = np.array([[width / cw, 0, -x0 * width / cw], [0, height / ch, -y0 * height / ch]], np.float32)
         yield cv2.warpAffine(photo, m, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+
+
+def sample_clip_at(path: Path, width: int, height: int, seconds: float = 10.0, rate: int = 30) -> Path:
+    """The bundled clip's three photos at any size: a slow zoom and pan over each, `seconds` long
+    in all (real content, unlike synthetic noise, encodes and decodes like footage)."""
+    from runtime.model_info import SAMPLE_CLIP
+    from runtime.video_io import read_frames
+
+    photos = read_frames(SAMPLE_CLIP, indices=(30, 90, 150))
+    per_photo = max(1, int(seconds * rate) // len(photos))
+    write_clip(path, (f for photo in photos for f in ken_burns(photo, width, height, per_photo)), rate=Fraction(rate))
+    return path

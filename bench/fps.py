@@ -12,12 +12,10 @@ import numpy as np
 
 from runtime.backends import Backend, infer
 from runtime.overlay import OverlayStyle, View
+from runtime.overlay_i420 import view_size
 from runtime.pipeline import VIDEO_IMGSZ, model_size_for, resize_for_model
-from runtime.video_io import probe_video
+from runtime.video_io import VideoReader, VideoWriter, probe_video
 from runtime.video_job import process_video
-
-# Per-frame stages in pipeline order; host<->device copies are 0 where the backend runs on the CPU.
-STAGE_KEYS = ("decode", "preprocess", "host_to_device", "compute", "device_to_host", "postprocess", "overlay", "encode")
 
 
 @dataclass(frozen=True)
@@ -64,17 +62,77 @@ def pipeline_stages(backend: Backend, video: Path, cfg: FpsConfig, threaded_back
     # A GPU backend that times its own copies (CUDA events) splits `infer`; on the CPU there are no copies.
     split = backend.stage_ms()
     h2d, d2h = split.get("host_to_device", 0.0), split.get("device_to_host", 0.0)
-    stages = {
-        "decode": raw.get("decode", 0.0),
-        "preprocess": raw.get("preprocess", 0.0),
-        "host_to_device": h2d,
-        "compute": raw.get("infer", 0.0) - h2d - d2h,
-        "device_to_host": d2h,
-        "postprocess": raw.get("postprocess", 0.0),
-        "overlay": raw.get("overlay", 0.0),
-        "encode": raw.get("encode", 0.0),
-    }
+    # The job's stages in pipeline order, with `infer` split into the device's own three where it has them.
+    stages = {"decode": raw.get("decode", 0.0), "preprocess": raw.get("preprocess", 0.0), "host_to_device": h2d, "compute": raw.get("infer", 0.0) - h2d - d2h}
+    stages |= {"device_to_host": d2h, "postprocess": raw.get("postprocess", 0.0), "overlay": raw.get("overlay", 0.0), "encode": raw.get("encode", 0.0)}
     return stages, sequential.seconds * 1000 / max(1, sequential.frames), threaded.fps
+
+
+def plumbing_fps(video: Path) -> float:
+    """The ceiling of any view on this machine: decode to I420 and encode it again, on the same two
+    threads as the video job, with no network and no drawing."""
+    import queue
+    import threading
+
+    probe = probe_video(video)
+    with tempfile.TemporaryDirectory() as tmp:
+        reader = VideoReader(probe)
+        h, w = view_size(View.overlay, (probe.height + probe.height % 2, probe.width + probe.width % 2))
+        writer = VideoWriter(Path(tmp) / "plumbing.mp4", w, h, probe.time_base, probe.rate)
+        frames: queue.Queue = queue.Queue(8)
+
+        def encode() -> None:
+            while (item := frames.get()) is not None:
+                writer.write_i420(*item)
+
+        encoder = threading.Thread(target=encode)
+        t0 = time.perf_counter()
+        encoder.start()
+        count = 0
+        for frame in reader:
+            frames.put((frame.i420(), frame.pts))
+            count += 1
+        frames.put(None)
+        encoder.join()
+        writer.finish()
+        seconds = time.perf_counter() - t0
+        reader.close()
+    return count / seconds
+
+
+def size_sweep(open_video_backend, sizes: list[tuple[int, int]], views: list[View], cfg: FpsConfig, folder: Path, on_step=None) -> list[dict[str, Any]]:
+    """Per input size: the plumbing ceiling, then per view the end-to-end fps (threaded, as dbd-rt
+    video runs) and the additive stage breakdown (single-threaded pass), on a 10 s clip made from
+    the bundled photos at that size."""
+    from bench.clips import sample_clip_at
+
+    rows = []
+    for w, h in sizes:
+        clip = sample_clip_at(folder / f"clip_{w}x{h}.mp4", w, h)
+        ceiling = plumbing_fps(clip)
+        for view in views:
+            if on_step:
+                on_step(f"{w}x{h} {view.value}")
+            backend, threaded = open_video_backend(sequential=True), open_video_backend(sequential=False)
+            try:
+                stages, seq_ms, e2e = pipeline_stages(backend, clip, FpsConfig(cfg.warmup, cfg.iters, cfg.imgsz, view), threaded_backend=threaded)
+            finally:
+                backend.close()
+                threaded.close()
+            out_h, out_w = view_size(view, (h, w))
+            rows.append(
+                {
+                    "input": f"{w}x{h}",
+                    "view": view.value,
+                    "output": f"{out_w}x{out_h}",
+                    "e2e_fps": e2e,
+                    "plumbing_fps": ceiling,
+                    "share_of_ceiling": e2e / ceiling,
+                    "stages_ms": stages,
+                    "stages_total_ms": seq_ms,
+                }
+            )
+    return rows
 
 
 def result_row(

@@ -8,6 +8,8 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from runtime.metrics import adaptive_threshold
+
 COLORMAPS = {
     "inferno": cv2.COLORMAP_INFERNO,
     "magma": cv2.COLORMAP_MAGMA,
@@ -83,7 +85,7 @@ def depth_display(depth: np.ndarray) -> np.ndarray:
 
 def adaptive_mask(in_focus: np.ndarray) -> np.ndarray:
     """The in-focus region at the metric's adaptive threshold, 1.5 x the map's mean."""
-    return in_focus >= min(1.5 * float(in_focus.mean()), 1.0)
+    return in_focus >= adaptive_threshold(in_focus)
 
 
 def overlay_view(frame: np.ndarray, in_focus: np.ndarray, alpha: float, cmap: str) -> np.ndarray:
@@ -132,12 +134,28 @@ def render(frame: np.ndarray, in_focus: np.ndarray, depth: np.ndarray, style: Ov
     return np.hstack(panels if style.view is View.maps else [frame, *panels])
 
 
-def draw_hud(image: np.ndarray, fps: float, latency_ms: float, label: str = "") -> np.ndarray:
-    """fps and latency in the top-left corner, drawn in place."""
-    text = f"{fps:5.1f} fps  {latency_ms:5.1f} ms" + (f"  {label}" if label else "")
-    scale = max(0.4, image.shape[0] / 900)
-    thick = max(1, round(scale * 2))
+def hud_text(fps: float, latency_ms: float, label: str = "") -> str:
+    return f"{fps:5.1f} fps  {latency_ms:5.1f} ms" + (f"  {label}" if label else "")
+
+
+def _hud_font(frame_height: int) -> tuple[float, int]:
+    scale = max(0.4, frame_height / 900)
+    return scale, max(1, round(scale * 2))
+
+
+def hud_box(text: str, frame_height: int) -> tuple[int, int]:
+    """(width, height) of the HUD's black box on a frame of that height."""
+    scale, thick = _hud_font(frame_height)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(image, (0, 0), (tw + 12, th + base + 12), (0, 0, 0), -1)
+    return tw + 12, th + base + 12
+
+
+def draw_hud(image: np.ndarray, fps: float, latency_ms: float, label: str = "", frame_height: int | None = None) -> np.ndarray:
+    """fps and latency in the top-left corner, drawn in place, sized for `frame_height` (default:
+    the image's own height)."""
+    text = hud_text(fps, latency_ms, label)
+    scale, thick = _hud_font(frame_height or image.shape[0])
+    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(image, (0, 0), hud_box(text, frame_height or image.shape[0]), (0, 0, 0), -1)
     cv2.putText(image, text, (6, th + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return image

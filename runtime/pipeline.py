@@ -14,6 +14,7 @@ import numpy as np
 
 from runtime.backends import Backend
 from runtime.model_info import STRIDE, ModelError
+from runtime import overlay_i420
 from runtime.overlay import OverlayStyle, View, draw_hud, render, to_bgr, upsample
 
 # Per-frame stages in pipeline order, as StageTimes records them.
@@ -81,21 +82,26 @@ class FrameResult:
     """A frame and its maps. The network's maps are kept at its output size; the native-size ones are
     made on first use, since the side-by-side video view never needs them."""
 
-    frame: np.ndarray  # BGR at native size
+    frame: np.ndarray  # at native size: BGR, or I420 (H * 3 / 2, W) for video files
     in_focus_model: np.ndarray  # float32 [0, 1] at the network's output size, 1 = in focus
     depth_model: np.ndarray  # float32 at the network's output size, 0 = near
     latency_ms: float = 0.0  # from handing the frame to the backend to its maps being ready
     pts: int = 0  # the frame's presentation time, carried through for the writer
+    i420: bool = False  # the frame is I420, not BGR
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return overlay_i420.frame_size(self.frame) if self.i420 else self.frame.shape[:2]
 
     @cached_property
     def in_focus(self) -> np.ndarray:
         """float32 [0, 1] at the frame's size."""
-        return np.clip(upsample(self.in_focus_model, self.frame.shape[:2]), 0.0, 1.0)
+        return np.clip(upsample(self.in_focus_model, self.frame_size), 0.0, 1.0)
 
     @cached_property
     def depth(self) -> np.ndarray:
         """float32 at the frame's size."""
-        return upsample(self.depth_model, self.frame.shape[:2])
+        return upsample(self.depth_model, self.frame_size)
 
 
 class FrameProcessor:
@@ -109,7 +115,7 @@ class FrameProcessor:
         self.backend = backend
         self.times = times or StageTimes()
         self.imgsz = imgsz
-        self._pending: list[tuple[np.ndarray, tuple[int, ...], int, float]] = []  # frame, input shape, pts, time submitted
+        self._pending: list[tuple[np.ndarray, tuple[int, ...], int, bool, float]] = []  # frame, input shape, pts, I420?, time submitted
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frame as BGR and the network's input batch; safe to run on another thread."""
@@ -121,11 +127,15 @@ class FrameProcessor:
     def push(self, frame: np.ndarray) -> list[FrameResult]:
         return self.push_prepared(*self.prepare(frame))
 
-    def push_prepared(self, frame: np.ndarray, batch: np.ndarray, pts: int = 0) -> list[FrameResult]:
+    def input_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        """The network input (height, width) for a frame of `frame_size`."""
+        return model_size_for(frame_size, self.backend, self.imgsz)
+
+    def push_prepared(self, frame: np.ndarray, batch: np.ndarray, pts: int = 0, i420: bool = False) -> list[FrameResult]:
         submitted = time.perf_counter()
         with self.times.time("infer"):
             self.backend.submit(batch)
-        self._pending.append((frame, batch.shape, pts, submitted))
+        self._pending.append((frame, batch.shape, pts, i420, submitted))
         out = []
         while len(self._pending) >= max(1, self.backend.in_flight):
             out.append(self._collect())
@@ -135,7 +145,7 @@ class FrameProcessor:
         return [self._collect() for _ in range(len(self._pending))]
 
     def _collect(self) -> FrameResult:
-        frame, shape, pts, submitted = self._pending.pop(0)
+        frame, shape, pts, i420, submitted = self._pending.pop(0)
         with self.times.time("infer"):
             in_focus, depth = self.backend.collect()
         want = (shape[0], 1, shape[1], shape[2])
@@ -146,7 +156,7 @@ class FrameProcessor:
         with self.times.time("postprocess"):
             f = np.clip(in_focus[0, 0].astype(np.float32, copy=False), 0.0, 1.0)
             d = depth[0, 0].astype(np.float32, copy=False)
-        return FrameResult(frame, f, d, (time.perf_counter() - submitted) * 1000, pts)
+        return FrameResult(frame, f, d, (time.perf_counter() - submitted) * 1000, pts, i420)
 
     def process(self, frame: np.ndarray) -> FrameResult:
         """One frame, synchronously."""
@@ -160,6 +170,7 @@ class Renderer:
     def __init__(self, style: OverlayStyle, times: StageTimes) -> None:
         self.style = style
         self.times = times
+        self._scratch = overlay_i420.Scratch()  # one drawing thread per renderer
         self._fps = 0.0
         self._last = time.perf_counter()
 
@@ -171,6 +182,8 @@ class Renderer:
             self._fps = 1 / dt if self._fps == 0 else 0.9 * self._fps + 0.1 / dt
 
     def __call__(self, result: FrameResult, label: str = "") -> np.ndarray:
+        if result.i420:
+            return self.render_i420(result, label)
         with self.times.time("overlay"):
             # Views drawn at frame size use the frame-size map, made once per frame and cached (the
             # image command also saves it); the panel views colour the small map instead.
@@ -179,4 +192,13 @@ class Renderer:
             if self.style.hud:
                 self.tick()
                 draw_hud(image, self._fps, result.latency_ms, label)
+        return image
+
+    def render_i420(self, result: FrameResult, label: str = "") -> np.ndarray:
+        """The view of an I420 frame, as I420 (for the video encoder), with the HUD."""
+        with self.times.time("overlay"):
+            image = overlay_i420.render(result.frame, result.in_focus_model, result.depth_model, self.style, scratch=self._scratch)
+            if self.style.hud:
+                self.tick()
+                overlay_i420.draw_hud_i420(image, self._fps, result.latency_ms, label)
         return image

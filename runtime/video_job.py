@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 from runtime.backends import Backend
 from runtime.interrupts import interrupts_deferred, signal_name
 from runtime.overlay import OverlayStyle
+from runtime.overlay_i420 import view_size
 from runtime.pipeline import VIDEO_IMGSZ, FrameProcessor, FrameResult, Renderer, StageTimes, model_size_for, squash_note
 from runtime.files import remove_stale_partials
 from runtime.video_io import DEFAULT_PRESET, VideoProbe, VideoReader, VideoWriter
@@ -102,18 +103,25 @@ def process_video(
     squash = squash_note((probe.height, probe.width), backend)
     if squash:
         note(squash)
+    # Frames travel as I420, the decoder's and encoder's own layout: no full-size BGR is ever made.
+    frame_size = (probe.height + probe.height % 2, probe.width + probe.width % 2)
+    out_h, out_w = view_size(style.view, frame_size)
     reader = VideoReader(probe)
     try:
-        writer = VideoWriter(out, probe.width * style.view.panels, probe.height, probe.time_base, probe.rate, reader.audio_stream, preset)
+        writer = VideoWriter(out, out_w, out_h, probe.time_base, probe.rate, reader.audio_stream, preset)
     except BaseException:
         reader.close()
         raise
     if not writer.is_h264:
         note(f"no H.264 encoder in this FFmpeg build; writing {writer.codec} instead")
-    if writer.padded:
-        note(f"{probe.width * style.view.panels}x{probe.height} is odd-sized; padded to {writer.width}x{writer.height} for H.264")
+    if frame_size != (probe.height, probe.width):
+        note(f"{probe.width}x{probe.height} is odd-sized; padded to {frame_size[1]}x{frame_size[0]} for H.264's 4:2:0 colour")
+    if (out_h, out_w) != (frame_size[0], frame_size[1] * style.view.panels):
+        note(f"the {style.view.value} view is scaled to {out_w}x{out_h} to stay playable (at most 3840 wide)")
     decode_ms: list[float] = []
     encode_ms: list[float] = []
+
+    input_h, input_w = processor.input_size((probe.height, probe.width))
 
     def decoded() -> Iterator[tuple[Any, Any, int]]:
         frames = iter(reader)
@@ -122,13 +130,16 @@ def process_video(
             item = next(frames, None)
             if item is None:
                 return
+            i420 = item.i420()
             decode_ms.append((time.perf_counter() - t0) * 1000)
-            yield (*processor.prepare(item.image), item.pts)
+            with times.time("preprocess"):
+                batch = item.resized_bgr(input_h, input_w)[None]
+            yield i420, batch, item.pts
 
     def encode(result: FrameResult) -> None:
         image = renderer(result)
         t0 = time.perf_counter()
-        writer.write(image, result.pts)
+        writer.write_i420(image, result.pts)
         writer.mux_audio(reader.audio, until_s=writer.last_time)
         encode_ms.append((time.perf_counter() - t0) * 1000)
 
@@ -181,7 +192,7 @@ def process_video(
         try:
             source = iter(to_infer.get, _END) if threaded else decoded()
             for frame, batch, pts in source:
-                emit(processor.push_prepared(frame, batch, pts))
+                emit(processor.push_prepared(frame, batch, pts, i420=True))
                 if on_frame:
                     on_frame(frames, frames / (time.perf_counter() - t_start))
             if decoder.error is not None:

@@ -4,12 +4,13 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from runtime.backends import BackendError, BackendOptions, choose_backend, infer, open_backend
 from runtime.capture import LatestFrameCapture
-from runtime.overlay import OverlayStyle, View, adaptive_mask, colorize, draw_hud, mask_view, overlay_view, render, to_bgr
+from runtime.overlay import OverlayStyle, View, adaptive_mask, colorize, draw_hud, mask_view, overlay_view, render, to_bgr, upsample
 from runtime.pipeline import FrameProcessor, FrameResult, Renderer, StageTimes, model_size_for
 
 
@@ -290,3 +291,44 @@ def test_provider_fallback_notices_never_reach_stdout(monkeypatch, tmp_path, tin
     res = CliRunner().invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_onnx), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["frames"] == 12  # stdout holds the JSON document alone
+
+
+@pytest.mark.parametrize("view", [View.overlay, View.side_by_side, View.maps, View.mask])
+@pytest.mark.parametrize("size", [(48, 64), (30, 42)])
+def test_i420_drawing_shows_what_the_bgr_views_show(view, size):
+    """The video path draws on I420 planes. What reaches the encoder must match what the BGR views
+    gave it (they were converted to I420 there), within rounding; panels may be scaled to fit
+    3840 px (not at these sizes)."""
+    from runtime import overlay_i420
+
+    h, w = size
+    rng = np.random.default_rng(7)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 3)
+    focus = cv2.resize(rng.random((6, 8)).astype(np.float32), (w // 2, h // 2))
+    depth = cv2.resize(rng.random((6, 8)).astype(np.float32), (w // 2, h // 2))
+    style = OverlayStyle(view=view)
+    bgr_view = render(frame, upsample(focus, (h, w)) if view in (View.overlay, View.mask) else focus, depth, style)
+    want = overlay_i420.to_bgr(overlay_i420.from_bgr(bgr_view))
+    got = overlay_i420.to_bgr(overlay_i420.render(overlay_i420.from_bgr(frame), focus, depth, style))
+    assert got.shape == want.shape
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.mean() <= 4.0 and np.percentile(diff, 99) <= 40
+
+
+def test_wide_views_are_scaled_to_stay_playable():
+    from runtime import overlay_i420
+
+    assert overlay_i420.view_size(View.side_by_side, (1080, 1920)) == (720, 3840)
+    assert overlay_i420.view_size(View.maps, (2160, 3840)) == (1080, 3840)
+    assert overlay_i420.view_size(View.side_by_side, (480, 640)) == (480, 1920)
+    assert overlay_i420.view_size(View.overlay, (2160, 3840)) == (2160, 3840)
+
+
+def test_i420_hud_draws_in_the_corner_only():
+    from runtime import overlay_i420
+
+    image = overlay_i420.from_bgr(np.full((120, 200, 3), 128, np.uint8))
+    before = image.copy()
+    overlay_i420.draw_hud_i420(image, 30.0, 12.0, "overlay")
+    y_now, y_before = overlay_i420.planes(image)[0], overlay_i420.planes(before)[0]
+    assert (y_now[:10, :60] != y_before[:10, :60]).any() and np.array_equal(y_now[60:], y_before[60:])

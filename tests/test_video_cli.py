@@ -207,7 +207,7 @@ def test_written_colours_survive_the_yuv_round_trip(tmp_path):
         w.write(image, i)
     w.finish()
     reader = VideoReader(probe_video(tmp_path / "colours.mp4"))
-    frames = [f.image for f in reader]
+    frames = [f.bgr() for f in reader]
     reader.close()
     assert len(frames) == 3
     for i, c in enumerate(colours):
