@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -59,10 +58,13 @@ def fps(
     iters: int = typer.Option(100, help="Timed network calls per backend."),
     threads: int = typer.Option(0, help="CPU threads per backend (0 = all available)."),
     gpu: int = typer.Option(0, min=0, help="CUDA device index for tensorrt, torch and ONNX Runtime's GPU providers."),
-    frames_in_flight: int = typer.Option(0, min=0, help="Frames ONNX Runtime infers at once in the threaded pipeline, as in dbd-rt video (0 = auto); the network-alone latency always runs one."),
+    frames_in_flight: int = typer.Option(
+        0, min=0, help="Frames ONNX Runtime infers at once in the threaded pipeline, as in dbd-rt video (0 = auto); the network-alone latency always runs one."
+    ),
     pipeline: bool = typer.Option(True, help="Also measure the full video pipeline (decode to encode)."),
     sizes: Optional[str] = typer.Option(
-        None, help="Also sweep input sizes, e.g. 640x480,1280x720,1920x1080: per size a 10 s clip from the bundled photos, its plumbing-only ceiling (decode + encode), and per --views the end-to-end fps and stages (first backend only)."
+        None,
+        help="Also sweep input sizes, e.g. 640x480,1280x720,1920x1080: per size a 10 s clip from the bundled photos, its plumbing-only ceiling (decode + encode), and per --views the end-to-end fps and stages (first backend only).",
     ),
     views: str = typer.Option("overlay,side-by-side", help="Views for --sizes, comma-separated."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout instead of the table."),
@@ -188,8 +190,7 @@ def report(
 def markdown_table(doc: dict[str, Any]) -> str:
     m, v = doc["machine"], doc["video"]
     lines = [
-        f"Measured {doc['time']} on {m['cpu']} ({m['cores']} cores), GPU {m['gpu'] or 'none'}; "
-        f"pipeline on {Path(v['path']).name} ({v['width']}x{v['height']}, view {v['view']}).",
+        f"Measured {doc['time']} on {m['cpu']} ({m['cores']} cores), GPU {m['gpu'] or 'none'}; pipeline on {Path(v['path']).name} ({v['width']}x{v['height']}, view {v['view']}).",
         "",
         "| backend | device | precision | input | network fps | p50 ms | p90 ms | p99 ms | end-to-end fps | frames in flight | x first |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -255,9 +256,7 @@ def eval_(
             task = progress.add_task(label, total=total)
             t0 = time.perf_counter()
             try:
-                summary, _ = evaluate_folder(
-                    data, mask_in_focus, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task)
-                )
+                summary, _ = evaluate_folder(data, mask_in_focus, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task))
             except DatasetError as exc:
                 raise fail(str(exc)) from None
             timings[label] = (time.perf_counter() - t0) / total
@@ -280,5 +279,14 @@ def eval_(
     for col in ("method", "MAE", "F-beta (mean P/R)", "F-beta (mean per image)", "max F", "precision", "recall", "s/image"):
         t.add_column(col)
     for label, d in doc.items():
-        t.add_row(label, f"{d['mae']:.4f}", f"{d['f_beta']:.4f}", f"{d['f_beta_mean']:.4f}", f"{d['max_f']:.4f}", f"{d['precision']:.4f}", f"{d['recall']:.4f}", f"{d['seconds_per_image']:.3f}")
+        t.add_row(
+            label,
+            f"{d['mae']:.4f}",
+            f"{d['f_beta']:.4f}",
+            f"{d['f_beta_mean']:.4f}",
+            f"{d['max_f']:.4f}",
+            f"{d['precision']:.4f}",
+            f"{d['recall']:.4f}",
+            f"{d['seconds_per_image']:.3f}",
+        )
     Console().print(t)

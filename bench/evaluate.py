@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from runtime.backends import Backend
+from runtime.datasets import MaskPolarity, find_pairs, load_sample
 from runtime.metrics import DatasetScores, ImageScores, ScoreAccumulator
 from runtime.pipeline import FrameProcessor
-from runtime.datasets import MaskPolarity, find_pairs, load_sample
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # BGR photo -> in-focus probability at native size
 

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 
 from runtime.backends import open_backend
+from runtime.datasets import find_pairs, load_sample, read_names
 from runtime.metrics import score_image
 from runtime.model_info import DEFAULT_MODEL
 from runtime.overlay import OverlayStyle, View, colorize, depth_display, render
 from runtime.pipeline import FrameProcessor
-from runtime.datasets import find_pairs, load_sample, read_names
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ROW_HEIGHT = 200

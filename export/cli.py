@@ -32,7 +32,7 @@ def onnx(
     from runtime.model_info import parse_hw
 
     try:
-        cfg = OnnxExportConfig(imgsz=parse_hw(size), dynamic=dynamic, opset=opset, simplify=simplify)
+        cfg = OnnxExportConfig(size=parse_hw(size), dynamic=dynamic, opset=opset, simplify=simplify)
         if not out.parent.is_dir():
             raise ValueError(f"{out}: the output folder {out.parent} does not exist")
         proto = export_onnx(checkpoint, out, cfg)

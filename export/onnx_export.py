@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +12,17 @@ from pathlib import Path
 import onnx
 import torch
 
+from runtime.files import write_atomically
 from runtime.model_info import INPUT_NAME, OUTPUT_NAMES, STRIDE
-from trainer.model import DeployableNet
 from trainer.checkpoint import load_model
+from trainer.model import DeployableNet
 
 OPSET = 17
 
 
 @dataclass(frozen=True)
 class OnnxExportConfig:
-    imgsz: tuple[int, int] = (320, 320)  # (height, width) of the static graph, and the dynamic one's example
+    size: tuple[int, int] = (320, 320)  # (height, width) of the static graph, and the dynamic one's example
     dynamic: bool = False
     opset: int = OPSET
     simplify: bool = True
@@ -34,24 +36,25 @@ def export_onnx(checkpoint: Path, out: Path, cfg: OnnxExportConfig = OnnxExportC
     """Export, simplify, check and annotate; written to a temporary name and renamed on success."""
     net, ckpt = load_model(checkpoint)
     model = DeployableNet(net).eval()
-    example = torch.zeros(1, *cfg.imgsz, 3, dtype=torch.uint8)
+    example = torch.zeros(1, *cfg.size, 3, dtype=torch.uint8)
     dynamic_axes = None
     if cfg.dynamic:
         dynamic_axes = {INPUT_NAME: {0: "batch", 1: "height", 2: "width"}, **{n: {0: "batch", 2: "height", 3: "width"} for n in OUTPUT_NAMES}}
-    tmp = out.with_name(out.name + ".partial")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(
-            model,
-            (example,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=dynamic_axes,
-            opset_version=cfg.opset,
-            dynamo=False,
-        )
-    proto = onnx.load(str(tmp))
+    with tempfile.TemporaryDirectory() as folder:
+        raw = Path(folder) / "raw.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(
+                model,
+                (example,),
+                str(raw),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes=dynamic_axes,
+                opset_version=cfg.opset,
+                dynamo=False,
+            )
+        proto = onnx.load(str(raw))
     if cfg.simplify:
         proto = _simplify(proto)
     meta = export_metadata(checkpoint, ckpt, cfg)
@@ -61,8 +64,7 @@ def export_onnx(checkpoint: Path, out: Path, cfg: OnnxExportConfig = OnnxExportC
     # Shape annotations are inferred again by every consumer; onnxslim's double the file's size.
     del proto.graph.value_info[:]
     onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    write_atomically(out, lambda tmp: onnx.save(proto, str(tmp)))
     return proto
 
 
@@ -93,7 +95,7 @@ def export_metadata(checkpoint: Path, ckpt: dict, cfg: OnnxExportConfig) -> dict
                 "teacher": Path(train["teacher"]).name if train.get("teacher") else None,
                 "gamma": train.get("gamma"),
                 "epochs": train.get("epochs"),
-                "imgsz": train.get("imgsz"),
+                "train_size": train.get("train_size", train.get("imgsz")),
             }
         )
     try:
@@ -103,9 +105,9 @@ def export_metadata(checkpoint: Path, ckpt: dict, cfg: OnnxExportConfig) -> dict
     return {
         "backbone": model_config["backbone"],
         "decoder": json.dumps(model_config["decoder"]),
-        "train_imgsz": str(json.loads(training_data).get("imgsz") or 320) if training_data != "unknown" else "320",
+        "train_imgsz": str(json.loads(training_data).get("train_size") or 320) if training_data != "unknown" else "320",
         "input": f"{INPUT_NAME}: uint8 [N, H, W, 3] BGR, H and W multiples of {STRIDE}",
-        "imgsz": f"{cfg.imgsz[0]}x{cfg.imgsz[1]}",
+        "imgsz": f"{cfg.size[0]}x{cfg.size[1]}",
         "dynamic": str(cfg.dynamic).lower(),
         "in_focus_polarity": "1 = in focus, 0 = out of focus (sigmoid probability)",
         "depth_polarity": "0 = near, 1 = far (relative, distilled)",

@@ -21,6 +21,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.backends.tensorrt_rules import tensorrt_problems
+from runtime.files import write_atomically
 from runtime.model_info import INPUT_NAME, OUTPUT_NAMES, SAMPLE_CLIP
 from runtime.video_io import read_frames
 
@@ -74,9 +75,7 @@ def convert_fp16(source: Path, out: Path, calibration: np.ndarray | None = None)
     if problems:
         raise RuntimeError(f"{source}: the FP16 conversion breaks a TensorRT rule: {problems[0]}")
     onnx.checker.check_model(model)
-    tmp_out = out.with_name(f".{out.name}.partial")
-    onnx.save(model, str(tmp_out))
-    tmp_out.replace(out)
+    write_atomically(out, lambda tmp: onnx.save(model, str(tmp)))
     return model
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -100,9 +100,7 @@ class _Recorder:
         return None if self.writer is None else str(self.writer.finish())
 
 
-def run_camera(
-    cam: cv2.VideoCapture, config: CameraConfig, processor: FrameProcessor, renderer: Renderer, on_note: Callable[[str], None] | None = None
-) -> CameraResult:
+def run_camera(cam: cv2.VideoCapture, config: CameraConfig, processor: FrameProcessor, renderer: Renderer, on_note: Callable[[str], None] | None = None) -> CameraResult:
     """Keys in the window: q/Esc quit, v next view, space pause, s snapshot."""
     note = on_note or (lambda message: None)
     capture = LatestFrameCapture(cam).start()

@@ -37,7 +37,7 @@ class LatestFrameCapture:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
 
-    def start(self) -> "LatestFrameCapture":
+    def start(self) -> LatestFrameCapture:
         self._thread.start()
         return self
 

@@ -52,11 +52,19 @@ BackendOpt = Annotated[BackendName, typer.Option(help="Inference backend; auto =
 GpuOpt = Annotated[int, typer.Option(min=0, help="CUDA device index for tensorrt, torch and ONNX Runtime's GPU providers.", rich_help_panel=MODEL)]
 ThreadsOpt = Annotated[int, typer.Option(help="CPU threads for inference (0 = all cores this process may use).", rich_help_panel=MODEL)]
 InFlightOpt = Annotated[
-    int, typer.Option(min=0, help="Frames ONNX Runtime infers at once, sharing the threads (0 = auto: 2 on a CPU with 2+ threads; more fps, one frame more latency).", rich_help_panel=MODEL)
+    int,
+    typer.Option(
+        min=0, help="Frames ONNX Runtime infers at once, sharing the threads (0 = auto: 2 on a CPU with 2+ threads; more fps, one frame more latency).", rich_help_panel=MODEL
+    ),
 ]
 RebuildOpt = Annotated[bool, typer.Option("--rebuild", help="Rebuild a TensorRT engine that was built for another GPU or TensorRT version.", rich_help_panel=MODEL)]
 VideoImgszOpt = Annotated[
-    int, typer.Option(min=32, help="Short side of the network input, rounded to a multiple of 32 (a fixed-size model uses its own size); larger is more accurate and slower.", rich_help_panel=MODEL)
+    int,
+    typer.Option(
+        min=32,
+        help="Short side of the network input, rounded to a multiple of 32 (a fixed-size model uses its own size); larger is more accurate and slower.",
+        rich_help_panel=MODEL,
+    ),
 ]
 ViewOpt = Annotated[View, typer.Option(help="overlay, side-by-side (frame | in-focus | depth), maps, or mask (in-focus contour).", rich_help_panel=VIEWS)]
 AlphaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the heat map in the overlay view.", rich_help_panel=VIEWS)]
@@ -137,7 +145,9 @@ def summary_line(frames: int, seconds: float, stages: dict[str, float]) -> str:
 @app.command()
 def video(
     source: Annotated[Path, typer.Argument(help="Input video file (any container FFmpeg reads; rotation metadata and variable frame rates are honoured).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output video: .mp4, .mov or .mkv, H.264 with the input's audio; written to a temporary name and renamed when complete.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output video: .mp4, .mov or .mkv, H.264 with the input's audio; written to a temporary name and renamed when complete.")
+    ],
     model: ModelOpt = None,
     backend: BackendOpt = BackendName.auto,
     threads: ThreadsOpt = 0,
@@ -265,7 +275,9 @@ def image(
     imgsz: Annotated[
         int,
         typer.Option(
-            min=32, help="Short side of the network input, rounded to a multiple of 32 (a fixed-size model uses its own size); larger than for video, since photos need no frame rate.", rich_help_panel=MODEL
+            min=32,
+            help="Short side of the network input, rounded to a multiple of 32 (a fixed-size model uses its own size); larger than for video, since photos need no frame rate.",
+            rich_help_panel=MODEL,
         ),
     ] = PHOTO_IMGSZ,
     gpu: GpuOpt = 0,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ class MaskPolarity(str, Enum):
     white = "white"
     black = "black"
 
-    def other(self) -> "MaskPolarity":
+    def other(self) -> MaskPolarity:
         return MaskPolarity.black if self is MaskPolarity.white else MaskPolarity.white
 
 
@@ -128,9 +128,7 @@ def load_sample(pair: Pair, polarity: MaskPolarity) -> Sample:
     image = read_image(pair.image)
     mask = read_mask(pair.mask, polarity)
     if mask.shape != image.shape[:2]:
-        raise DatasetError(
-            f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}"
-        )
+        raise DatasetError(f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {pair.image.name} is {image.shape[1]}x{image.shape[0]}")
     return Sample(pair.stem, image, mask)
 
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from runtime.files import write_bytes_atomically
+
 
 @dataclass(frozen=True)
 class EngineSidecar:
@@ -20,12 +22,10 @@ class EngineSidecar:
     onnx_path: str = ""  # where the engine was built from, for --rebuild
 
     def write(self, engine_path: Path) -> Path:
-        path = sidecar_path(engine_path)
-        path.write_text(json.dumps(asdict(self), indent=2))
-        return path
+        return write_bytes_atomically(sidecar_path(engine_path), json.dumps(asdict(self), indent=2).encode())
 
     @classmethod
-    def read(cls, engine_path: Path) -> "EngineSidecar":
+    def read(cls, engine_path: Path) -> EngineSidecar:
         path = sidecar_path(engine_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: engine sidecar missing; rebuild with dbd-export trt")

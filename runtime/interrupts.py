@@ -12,8 +12,9 @@ import importlib
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, NoReturn
+from typing import NoReturn
 
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): finished cleanly with what was done
 EXIT_TERMINATED = 143  # SIGTERM (timeout, docker stop, systemd): likewise

@@ -32,7 +32,7 @@ class View(str, Enum):
         """How many frame-sized panels wide the view is."""
         return {View.overlay: 1, View.side_by_side: 3, View.maps: 2, View.mask: 1}[self]
 
-    def next(self) -> "View":
+    def next(self) -> View:
         members = list(View)
         return members[(members.index(self) + 1) % len(members)]
 

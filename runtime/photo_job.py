@@ -9,9 +9,9 @@ photo on screen. Output names come from the input's stem; inputs that share one 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator
 
 import cv2
 import numpy as np
 
+from runtime import overlay_i420
 from runtime.backends import Backend
 from runtime.model_info import STRIDE, ModelError
-from runtime import overlay_i420
 from runtime.overlay import OverlayStyle, View, draw_hud, render, to_bgr, upsample
 
 # Per-frame stages in pipeline order, as StageTimes records them.

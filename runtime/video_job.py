@@ -12,16 +12,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from runtime.backends import Backend
+from runtime.files import remove_stale_partials
 from runtime.interrupts import interrupts_deferred, signal_name
 from runtime.overlay import OverlayStyle
 from runtime.overlay_i420 import view_size
 from runtime.pipeline import VIDEO_IMGSZ, FrameProcessor, FrameResult, Renderer, StageTimes, model_size_for, squash_note
-from runtime.files import remove_stale_partials
 from runtime.video_io import DEFAULT_PRESET, VideoProbe, VideoReader, VideoWriter
 
 _END = object()

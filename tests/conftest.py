@@ -10,12 +10,18 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def contract_onnx() -> Path:
+    """The runtime's model contract in 1 KB (tests/data/make_contract_model.py): no PyTorch needed."""
+    return Path(__file__).parent / "data" / "contract_tiny.onnx"
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised real-time network saved as a dbd-train checkpoint (no training)."""
     torch = pytest.importorskip("torch")
+    from trainer.checkpoint import save_checkpoint
     from trainer.config import ModelConfig
     from trainer.model import DefocusDepthNet
-    from trainer.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     cfg = ModelConfig.preset("tf_efficientnet_lite0", "realtime")
@@ -36,7 +42,7 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     from export.onnx_export import OnnxExportConfig, export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_onnx(tiny_checkpoint, out, OnnxExportConfig(imgsz=(64, 64)))
+    export_onnx(tiny_checkpoint, out, OnnxExportConfig(size=(64, 64)))
     return out
 
 
@@ -46,7 +52,7 @@ def tiny_dynamic_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     from export.onnx_export import OnnxExportConfig, export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / "tiny_dynamic.onnx"
-    export_onnx(tiny_checkpoint, out, OnnxExportConfig(imgsz=(64, 64), dynamic=True))
+    export_onnx(tiny_checkpoint, out, OnnxExportConfig(size=(64, 64), dynamic=True))
     return out
 
 

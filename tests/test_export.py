@@ -13,7 +13,6 @@ ort = pytest.importorskip("onnxruntime")
 from typer.testing import CliRunner  # noqa: E402
 
 from export.cli import app as export_app  # noqa: E402
-from export.onnx_export import OnnxExportConfig, export_onnx  # noqa: E402
 from runtime.engine_sidecar import EngineSidecar, mismatches  # noqa: E402
 from runtime.model_info import parse_hw  # noqa: E402
 from trainer.checkpoint import load_model  # noqa: E402

@@ -95,10 +95,10 @@ def _video(tmp_path, src, model, *extra):
 
 
 @pytest.mark.parametrize("rotation,turns", [(90, 1), (-90, -1), (180, 2)])
-def test_phone_rotation_is_applied_so_output_and_maps_are_upright(tmp_path, tiny_dynamic_onnx, rotation, turns):
+def test_phone_rotation_is_applied_so_output_and_maps_are_upright(tmp_path, contract_onnx, rotation, turns):
     coded = [np.rot90(f, -turns).copy() for f in _marked()]  # stored sideways, shown upright by the matrix
     src = _encode(tmp_path / "phone.mp4", coded, rotation=rotation)
-    res, out = _video(tmp_path, src, tiny_dynamic_onnx, "--imgsz", "32")
+    res, out = _video(tmp_path, src, contract_onnx, "--imgsz", "32")
     assert res.exit_code == 0, res.output
     frames, _ = _decoded(out)
     assert len(frames) == 6
@@ -111,7 +111,7 @@ def test_phone_rotation_is_applied_so_output_and_maps_are_upright(tmp_path, tiny
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
-def test_exif_orientation_is_applied_to_views_and_maps(tmp_path, tiny_dynamic_onnx, orientation):
+def test_exif_orientation_is_applied_to_views_and_maps(tmp_path, contract_onnx, orientation):
     from PIL import Image
 
     upright = _marked(h=40, w=60, n=1)[0]
@@ -120,7 +120,10 @@ def test_exif_orientation_is_applied_to_views_and_maps(tmp_path, tiny_dynamic_on
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(np.ascontiguousarray(stored[..., ::-1])).save(photo, exif=exif, quality=95)
-    res = runner.invoke(app, ["image", str(photo), "--out", str(tmp_path / "out"), "--save-maps", str(tmp_path / "maps"), "--model", str(tiny_dynamic_onnx), "--imgsz", "32", "--view", "side-by-side"])
+    res = runner.invoke(
+        app,
+        ["image", str(photo), "--out", str(tmp_path / "out"), "--save-maps", str(tmp_path / "maps"), "--model", str(contract_onnx), "--imgsz", "32", "--view", "side-by-side"],
+    )
     assert res.exit_code == 0, res.output
     view = cv2.imread(str(tmp_path / "out" / "phone_side-by-side.png"))
     focus = cv2.imread(str(tmp_path / "maps" / "phone.png"), cv2.IMREAD_UNCHANGED)
@@ -128,19 +131,19 @@ def test_exif_orientation_is_applied_to_views_and_maps(tmp_path, tiny_dynamic_on
     assert view[:10, :15].mean() > 200 and view[-10:, 45:60].mean() < 120
 
 
-def test_variable_frame_rate_keeps_each_frames_time_and_the_audio(tmp_path, tiny_dynamic_onnx):
+def test_variable_frame_rate_keeps_each_frames_time_and_the_audio(tmp_path, contract_onnx):
     times = [0, 0.033, 0.066, 0.1, 2.1, 2.133, 2.166, 2.2, 2.3, 2.35]  # a 2 s hold after frame 4
     src = _encode(tmp_path / "vfr.mp4", _marked(n=len(times)), times=times, audio_s=2.4)
-    res, out = _video(tmp_path, src, tiny_dynamic_onnx, "--imgsz", "32", "--json")
+    res, out = _video(tmp_path, src, contract_onnx, "--imgsz", "32", "--json")
     assert res.exit_code == 0, res.output
     frames, audio_end = _decoded(out)
     assert [round(t, 3) for _, t, _ in frames] == times
     assert audio_end is not None and audio_end >= 2.3  # audio runs to the last frame, in sync
 
 
-def test_raw_stream_uses_its_own_rate_and_says_so(tmp_path, tiny_dynamic_onnx):
+def test_raw_stream_uses_its_own_rate_and_says_so(tmp_path, contract_onnx):
     src = _encode(tmp_path / "clip.h264", _marked(n=12), rate=30, fmt="h264")
-    res, out = _video(tmp_path, src, tiny_dynamic_onnx, "--imgsz", "32", "--json")
+    res, out = _video(tmp_path, src, contract_onnx, "--imgsz", "32", "--json")
     assert res.exit_code == 0, res.output
     assert "no timestamps in the file; using the stream's own 30 fps" in res.output
     assert json.loads(res.stdout.strip().splitlines()[-1])["rate"] == 30
@@ -148,11 +151,11 @@ def test_raw_stream_uses_its_own_rate_and_says_so(tmp_path, tiny_dynamic_onnx):
     assert len(frames) == 12 and abs(frames[-1][1] - 11 / 30) < 0.002
 
 
-def test_truncated_faststart_file_says_how_many_frames_were_readable(tmp_path, tiny_dynamic_onnx):
+def test_truncated_faststart_file_says_how_many_frames_were_readable(tmp_path, contract_onnx):
     full = _encode(tmp_path / "full.mp4", [np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8) for i in range(90)], options={"movflags": "faststart"})
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.5)])
-    res, out = _video(tmp_path, cut, tiny_dynamic_onnx, "--imgsz", "32", "--json")
+    res, out = _video(tmp_path, cut, contract_onnx, "--imgsz", "32", "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     assert doc["frames_expected"] == 90 and 0 < doc["frames"] < 90
@@ -160,23 +163,23 @@ def test_truncated_faststart_file_says_how_many_frames_were_readable(tmp_path, t
     assert len(_decoded(out)[0]) == doc["frames"]
 
 
-def test_photos_sharing_a_stem_get_distinct_outputs(tmp_path, tiny_dynamic_onnx):
+def test_photos_sharing_a_stem_get_distinct_outputs(tmp_path, contract_onnx):
     for suffix in (".jpg", ".png"):
         cv2.imwrite(str(tmp_path / f"shot{suffix}"), _marked(n=1)[0])
-    res = runner.invoke(app, ["image", str(tmp_path / "shot.jpg"), str(tmp_path / "shot.png"), "--out", str(tmp_path / "out"), "--model", str(tiny_dynamic_onnx), "--imgsz", "32"])
+    res = runner.invoke(app, ["image", str(tmp_path / "shot.jpg"), str(tmp_path / "shot.png"), "--out", str(tmp_path / "out"), "--model", str(contract_onnx), "--imgsz", "32"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["shot-jpg_overlay.png", "shot-png_overlay.png"]
 
 
 @pytest.mark.parametrize("name", ["shot [draft].mp4", "a[/b]c.mp4", "größe ä.mp4", "x [bold]y[/bold].mp4"])
-def test_names_with_markup_characters_spaces_and_non_ascii_print_as_they_are(tmp_path, tiny_dynamic_onnx, name):
+def test_names_with_markup_characters_spaces_and_non_ascii_print_as_they_are(tmp_path, contract_onnx, name):
     (tmp_path / name).parent.mkdir(exist_ok=True)  # "a[/b]c.mp4" is the file "b]c.mp4" in the folder "a["
     src = _encode(tmp_path / name, _marked(n=3))
-    res, out = _video(tmp_path, src, tiny_dynamic_onnx, "--imgsz", "32")
+    res, out = _video(tmp_path, src, contract_onnx, "--imgsz", "32")
     assert res.exit_code == 0, res.output
-    missing = runner.invoke(app, ["video", str(tmp_path / (name + ".gone")), "--out", str(tmp_path / "o2.mp4"), "--model", str(tiny_dynamic_onnx)])
+    missing = runner.invoke(app, ["video", str(tmp_path / (name + ".gone")), "--out", str(tmp_path / "o2.mp4"), "--model", str(contract_onnx)])
     assert missing.exit_code == 2 and f"{name}.gone: file not found" in missing.output
-    bad_model = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o3.mp4"), "--backend", "tensorrt", "--model", str(tiny_dynamic_onnx)])
+    bad_model = runner.invoke(app, ["video", str(src), "--out", str(tmp_path / "o3.mp4"), "--backend", "tensorrt", "--model", str(contract_onnx)])
     assert bad_model.exit_code == 2 and "pip install 'dbd-rt[trt]'" in bad_model.output  # the extra's name survives printing
 
 
@@ -184,44 +187,44 @@ def test_names_with_markup_characters_spaces_and_non_ascii_print_as_they_are(tmp
     "target,reason",
     [("folder", "is a folder"), ("noext", "no suffix is not a video format"), ("anim.gif", ".gif is not a video format"), ("nofolder/o.mp4", "does not exist")],
 )
-def test_bad_video_outputs_are_refused_before_any_work(tmp_path, tiny_dynamic_onnx, clip_with_audio, target, reason):
+def test_bad_video_outputs_are_refused_before_any_work(tmp_path, contract_onnx, clip_with_audio, target, reason):
     (tmp_path / "folder").mkdir()
-    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / target), "--model", str(tiny_dynamic_onnx)])
+    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / target), "--model", str(contract_onnx)])
     assert res.exit_code == 2 and reason in res.output and len(res.output.strip().splitlines()) == 1
     assert _no_partials(tmp_path)
 
 
-def test_unwritable_and_full_photo_outputs_are_one_line(tmp_path, tiny_dynamic_onnx, monkeypatch):
+def test_unwritable_and_full_photo_outputs_are_one_line(tmp_path, contract_onnx, monkeypatch):
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), _marked(n=1)[0])
     parent_is_file = tmp_path / "file"
     parent_is_file.write_text("x")
-    res = runner.invoke(app, ["image", str(photo), "--out", str(parent_is_file / "out"), "--model", str(tiny_dynamic_onnx)])
+    res = runner.invoke(app, ["image", str(photo), "--out", str(parent_is_file / "out"), "--model", str(contract_onnx)])
     assert res.exit_code == 2 and "does not exist" in res.output
     import runtime.photo_job
 
     monkeypatch.setattr(runtime.photo_job.cv2, "imwrite", lambda *a, **k: False)  # what a full disk gives
-    res = runner.invoke(app, ["image", str(photo), "--out", str(tmp_path / "out"), "--model", str(tiny_dynamic_onnx)])
+    res = runner.invoke(app, ["image", str(photo), "--out", str(tmp_path / "out"), "--model", str(contract_onnx)])
     assert res.exit_code == 2 and "p_overlay.png: cannot write" in res.output
     assert not list((tmp_path / "out").iterdir())  # no half-written file
 
 
-def test_stale_partial_file_of_a_killed_run_is_cleaned_up(tmp_path, tiny_dynamic_onnx, clip_with_audio):
+def test_stale_partial_file_of_a_killed_run_is_cleaned_up(tmp_path, contract_onnx, clip_with_audio):
     out = tmp_path / "out.mp4"
     stale = tmp_path / ".out.partial-999999999.mp4"
     stale.write_bytes(b"left by kill -9")
-    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(out), "--model", str(tiny_dynamic_onnx), "--imgsz", "32"])
+    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(out), "--model", str(contract_onnx), "--imgsz", "32"])
     assert res.exit_code == 0, res.output
     assert not stale.exists() and "left by an earlier run that was killed" in res.output and out.is_file()
 
 
-def test_interrupt_before_the_first_frame_is_an_interruption_with_nothing_written(tmp_path, tiny_dynamic_onnx, clip_with_audio):
+def test_interrupt_before_the_first_frame_is_an_interruption_with_nothing_written(tmp_path, contract_onnx, clip_with_audio):
     from runtime.backends import open_backend
     from runtime.overlay import OverlayStyle
     from runtime.video_io import probe_video
     from runtime.video_job import process_video
 
-    backend = open_backend(tiny_dynamic_onnx)
+    backend = open_backend(contract_onnx)
 
     def interrupted(frames):
         raise KeyboardInterrupt
@@ -303,11 +306,31 @@ def long_clip(tmp_path_factory):
     return _encode(path, frames, audio_s=20.0)
 
 
-def _start(tmp_path, src, model):
+def _start(tmp_path, src, model=None):
     out = tmp_path / "out.mp4"
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "video", str(src), "--out", str(out), "--model", str(model), "--imgsz", "64", "--threads", "1", "--frames-in-flight", "1", "--view", "side-by-side", "--preset", "medium", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "runtime",
+            "video",
+            str(src),
+            "--out",
+            str(out),
+            *(["--model", str(model)] if model else []),
+            "--imgsz",
+            "64",
+            "--threads",
+            "1",
+            "--frames-in-flight",
+            "1",
+            "--view",
+            "side-by-side",
+            "--preset",
+            "medium",
+            "--json",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -330,9 +353,10 @@ def _wait_for_frames(out: Path, proc, minimum_bytes: int = 2000, timeout: float 
     raise AssertionError("no frames were written in time")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signals,code", [((signal.SIGINT,), 130), ((signal.SIGTERM,), 143), ((signal.SIGINT, signal.SIGINT), 130), ((signal.SIGTERM, signal.SIGINT), 143)])
-def test_signals_finish_the_file_with_the_frames_done(tmp_path, tiny_dynamic_onnx, long_clip, signals, code):
-    proc, out = _start(tmp_path, long_clip, tiny_dynamic_onnx)
+def test_signals_finish_the_file_with_the_frames_done(tmp_path, long_clip, signals, code):
+    proc, out = _start(tmp_path, long_clip)  # the embedded model: a real network's pace
     _wait_for_frames(out, proc)
     for i, sig in enumerate(signals):
         if i:
@@ -349,8 +373,9 @@ def test_signals_finish_the_file_with_the_frames_done(tmp_path, tiny_dynamic_onn
     assert _no_partials(tmp_path)
 
 
-def test_interrupt_during_start_up_is_one_line_and_exit_130(tmp_path, tiny_dynamic_onnx, long_clip):
-    proc, out = _start(tmp_path, long_clip, tiny_dynamic_onnx)
+@pytest.mark.slow
+def test_interrupt_during_start_up_is_one_line_and_exit_130(tmp_path, long_clip):
+    proc, out = _start(tmp_path, long_clip)
     time.sleep(0.3)  # still importing
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -374,7 +399,7 @@ def test_eval_plot_without_matplotlib_is_refused_before_scoring(tmp_path, monkey
     assert res.exit_code == 2 and "--plot needs matplotlib: pip install 'dbd-rt[bench]'" in res.output
 
 
-def test_missing_camera_is_one_line_without_opencv_chatter(tmp_path, tiny_dynamic_onnx, capfd):
+def test_missing_camera_is_one_line_without_opencv_chatter(tmp_path, contract_onnx, capfd):
     from runtime.camera_job import CameraConfig, CameraError, open_camera
 
     with pytest.raises(CameraError, match="cannot open camera 57"):

@@ -64,10 +64,10 @@ def test_views_cycle_and_hud_draws():
 
 
 @pytest.mark.parametrize("shape", [(21, 33), (21, 33, 1), (21, 33, 4), (21, 33, 3)])
-def test_grey_four_channel_and_odd_frames_work(tiny_onnx, shape):
+def test_grey_four_channel_and_odd_frames_work(contract_onnx, shape):
     frame = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     assert to_bgr(frame).shape == (21, 33, 3)
-    result = FrameProcessor(open_backend(tiny_onnx)).process(frame)
+    result = FrameProcessor(open_backend(contract_onnx)).process(frame)
     assert result.in_focus.shape == result.depth.shape == (21, 33)
     assert 0 <= result.in_focus.min() and result.in_focus.max() <= 1
 
@@ -154,9 +154,9 @@ def test_capture_never_hands_out_the_same_frame_twice_and_reports_a_dead_camera(
     cap.stop()
 
 
-def test_onnxruntime_frames_in_flight_keep_order_and_values(tiny_onnx):
-    one = open_backend(tiny_onnx, "onnxruntime", BackendOptions(threads=2, frames_in_flight=1))
-    two = open_backend(tiny_onnx, "onnxruntime", BackendOptions(threads=2, frames_in_flight=2))
+def test_onnxruntime_frames_in_flight_keep_order_and_values(contract_onnx):
+    one = open_backend(contract_onnx, "onnxruntime", BackendOptions(threads=2, frames_in_flight=1))
+    two = open_backend(contract_onnx, "onnxruntime", BackendOptions(threads=2, frames_in_flight=2))
     assert (one.in_flight, one.threads) == (1, 2) and "2 threads" in one.describe()
     assert (two.in_flight, two.threads) == (2, 1) and "2 frames in flight x 1 threads" in two.describe()
     rng = np.random.default_rng(3)
@@ -180,7 +180,7 @@ def test_auto_frames_in_flight_only_splits_cpu_threads():
     assert auto_frames_in_flight("CUDAExecutionProvider", 16) == 1
 
 
-def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, tiny_onnx, monkeypatch):
+def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, contract_onnx, monkeypatch):
     from typer.testing import CliRunner
 
     import runtime.camera_job
@@ -208,7 +208,7 @@ def test_webcam_records_every_shown_frame_with_two_in_flight(tmp_path, tiny_onnx
     monkeypatch.setattr(runtime.camera_job.cv2, "VideoCapture", Camera)
     out = tmp_path / "rec.mp4"
     res = CliRunner().invoke(
-        app, ["webcam", "--no-show", "--max-frames", "6", "--frames-in-flight", "2", "--threads", "2", "--view", "side-by-side", "--out", str(out), "--model", str(tiny_onnx)]
+        app, ["webcam", "--no-show", "--max-frames", "6", "--frames-in-flight", "2", "--threads", "2", "--view", "side-by-side", "--out", str(out), "--model", str(contract_onnx)]
     )
     assert res.exit_code == 0, res.output
     assert "2 frames in flight" in res.output
@@ -273,7 +273,7 @@ def test_onnxruntime_gpu_providers_get_engine_cache_fp16_profile_and_device(monk
         ob.provider_list("DmlExecutionProvider", 0)
 
 
-def test_provider_fallback_notices_never_reach_stdout(monkeypatch, tmp_path, tiny_onnx, clip_with_audio):
+def test_provider_fallback_notices_never_reach_stdout(monkeypatch, tmp_path, contract_onnx, clip_with_audio):
     import json
 
     from typer.testing import CliRunner
@@ -288,7 +288,7 @@ def test_provider_fallback_notices_never_reach_stdout(monkeypatch, tmp_path, tin
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ob.ort, "InferenceSession", noisy)
-    res = CliRunner().invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_onnx), "--json"])
+    res = CliRunner().invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / "o.mp4"), "--model", str(contract_onnx), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["frames"] == 12  # stdout holds the JSON document alone
 

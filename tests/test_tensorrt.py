@@ -125,7 +125,11 @@ def test_export_trt_refuses_a_graph_tensorrt_would_refuse_in_one_line(tmp_path):
     frames = helper.make_tensor_value_info("frames", T.UINT8, [1, 32, 32, 3])
     onnx.save(
         _graph(
-            [helper.make_node("Transpose", ["frames"], ["t"], perm=[0, 3, 1, 2]), helper.make_node("Cast", ["t"], ["in_focus"], to=T.FLOAT), helper.make_node("Identity", ["in_focus"], ["depth"])],
+            [
+                helper.make_node("Transpose", ["frames"], ["t"], perm=[0, 3, 1, 2]),
+                helper.make_node("Cast", ["t"], ["in_focus"], to=T.FLOAT),
+                helper.make_node("Identity", ["in_focus"], ["depth"]),
+            ],
             [frames],
             [helper.make_tensor_value_info(n, T.FLOAT, None) for n in ("in_focus", "depth")],
         ),
@@ -179,8 +183,9 @@ def test_doubles_refuse_what_the_real_libraries_refuse(gpu_doubles):
 # ------------------------------------------------------------------ the engine chain
 
 
+@pytest.mark.slow
 def test_engine_chain_matches_onnxruntime(gpu_doubles, tmp_path, tiny_dynamic_onnx, clip_with_audio):
-    from runtime.backends import BackendOptions, open_backend
+    from runtime.backends import open_backend
     from runtime.cli import app as rt_app
     from runtime.engine_sidecar import EngineSidecar
     from runtime.pipeline import FrameProcessor
@@ -230,6 +235,7 @@ def test_engine_chain_matches_onnxruntime(gpu_doubles, tmp_path, tiny_dynamic_on
     assert rows[0]["e2e_fps"] > 0 and "host_to_device" in rows[0]["stages_ms"]
 
 
+@pytest.mark.slow
 def test_fp16_engine_from_the_fp16_onnx(gpu_doubles, tmp_path, tiny_fp16_onnx, tiny_dynamic_onnx):
     from export.cli import app as export_app
     from runtime.engine_sidecar import EngineSidecar
@@ -340,6 +346,7 @@ NO_TORCH_CHAIN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_trt_extra_alone_builds_checks_and_runs_the_shipped_fp16_model_without_torch(tmp_path, clip_with_audio):
     env = {"PATH": "/usr/bin:/bin", "DBD_RT_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path), "DBD_DOUBLE_TRT_VERSION": "10.13.0.35"}
     out = subprocess.run(

@@ -11,13 +11,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from trainer.checkpoint import load_checkpoint  # noqa: E402
-from trainer.train import TrainConfig, train  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.train import train  # noqa: E402
 
 torch.set_num_threads(1)
 
 
 def _cfg(out: Path, **kw) -> TrainConfig:
-    base = dict(out=str(out), synthetic=12, val_fraction=0.25, pretrained=False, epochs=2, batch=3, imgsz=64, lr=0.02, seed=3, warmup_steps=2)
+    base = dict(out=str(out), synthetic=12, val_fraction=0.25, pretrained=False, epochs=2, batch=3, train_size=64, lr=0.02, seed=3, warmup_steps=2)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -45,6 +46,7 @@ def test_overfitting_two_tiny_images_drives_the_loss_down():
     assert losses[-1] < 0.6 * losses[0]
 
 
+@pytest.mark.slow
 def test_run_folder_and_resume_equivalence(tmp_path):
     full = train(_cfg(tmp_path / "full"))
     train(_cfg(tmp_path / "half", stop_after_epochs=1))  # as if the job were stopped after epoch 1
@@ -75,6 +77,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     train(_cfg(Path(out), epochs=1, device="cpu"))
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     import torch.multiprocessing as mp
 
@@ -110,15 +113,15 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_another_network(tmp_
 
 
 def test_multiscale_draws_sizes_per_step_and_shrinks_batches_consistently():
-    from trainer.train import rescale_batch, step_size, train_sizes
+    from trainer.train import rescale_batch, step_size
 
-    assert train_sizes(_cfg(Path("x"))) == [64]
-    sizes = train_sizes(_cfg(Path("x"), imgsz=128, multiscale="128,64,96"))
+    assert _cfg(Path("x")).sizes() == [64]
+    sizes = _cfg(Path("x"), train_size=128, multiscale=(128, 64, 96)).sizes()
     assert sizes == [64, 96, 128]
     drawn = [step_size(sizes, 3, s) for s in range(60)]
     assert set(drawn) == {64, 96, 128} and drawn == [step_size(sizes, 3, s) for s in range(60)]
     with pytest.raises(ValueError, match="multiples of 32"):
-        train_sizes(_cfg(Path("x"), imgsz=64, multiscale="64,128"))
+        _cfg(Path("x"), train_size=64, multiscale=(64, 128))
     image = torch.rand(2, 3, 128, 128)
     mask = torch.zeros(2, 1, 128, 128)
     mask[..., :64] = 1
@@ -128,3 +131,27 @@ def test_multiscale_draws_sizes_per_step_and_shrinks_batches_consistently():
     assert set(m.unique().tolist()) == {0.0, 1.0} and m[..., :32].all() and not m[..., 32:].any()
     assert torch.allclose(i.mean(), image.mean(), atol=1e-5) and d[0, 0, 0, 0] < d[0, 0, 0, -1]
     assert rescale_batch(image, mask, depth, 128)[0] is image
+
+
+def test_saved_configs_of_earlier_runs_still_resume():
+    """config.json written before typed fields: "imgsz", and sizes and triples as strings."""
+    old = {"imgsz": 384, "multiscale": "256,320,384", "teacher_size": "448x640", "teacher_mean": "0,0,0", "teacher_std": "1,1,1", "epochs": 6, "unknown_key": 1}
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.train_size == 384 and cfg.multiscale == (256, 320, 384) and cfg.teacher_size == (448, 640)
+    assert cfg.teacher_mean == (0.0, 0.0, 0.0) and cfg.epochs == 6
+    shipped = json.loads((Path(__file__).resolve().parent.parent / "trainer/checkpoints/dbd_lite0_320/config.json").read_text())["train"]
+    assert TrainConfig.from_dict(shipped).sizes() == [256, 320, 384]
+
+
+def test_cli_refuses_malformed_sizes_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from trainer.cli import app
+
+    for args, text in (
+        (["--multiscale", "256,abc"], "--multiscale: expected comma-separated"),
+        (["--teacher-size", "448"], "--teacher-size: expected HxW"),
+        (["--train-size", "100"], "--train-size must be a multiple of 32"),
+    ):
+        res = CliRunner().invoke(app, ["--synthetic", "4", "--out", str(tmp_path / "r"), *args])
+        assert res.exit_code == 2 and text in res.output, res.output

@@ -31,9 +31,9 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.parametrize("view,panels", [("side-by-side", 3), ("overlay", 1), ("maps", 2)])
-def test_video_keeps_every_frame_rate_audio_and_writes_h264(tmp_path, tiny_onnx, clip_with_audio, view, panels):
+def test_video_keeps_every_frame_rate_audio_and_writes_h264(tmp_path, contract_onnx, clip_with_audio, view, panels):
     out = tmp_path / "out.mp4"
-    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(out), "--model", str(tiny_onnx), "--view", view])
+    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(out), "--model", str(contract_onnx), "--view", view])
     assert res.exit_code == 0, res.output
     src, got = _streams(clip_with_audio), _streams(out)
     assert got["frames"] == src["frames"] == 12
@@ -70,8 +70,8 @@ def _assert_refused(res, *fragments):
         assert f in res.output
 
 
-def test_missing_input(tmp_path, tiny_onnx):
-    res = runner.invoke(app, ["video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_onnx)])
+def test_missing_input(tmp_path, contract_onnx):
+    res = runner.invoke(app, ["video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4"), "--model", str(contract_onnx)])
     _assert_refused(res, "nope.mp4", "not found")
     assert not (tmp_path / "o.mp4").exists()
 
@@ -80,26 +80,26 @@ def test_missing_input(tmp_path, tiny_onnx):
     "content,reason",
     [(b"hello, this is not a video\n" * 20, "not a readable video"), (b"", "not a readable video")],
 )
-def test_non_video_and_empty_input(tmp_path, tiny_onnx, content, reason):
+def test_non_video_and_empty_input(tmp_path, contract_onnx, content, reason):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(content)
     out = tmp_path / "o.mp4"
-    res = runner.invoke(app, ["video", str(bad), "--out", str(out), "--model", str(tiny_onnx)])
+    res = runner.invoke(app, ["video", str(bad), "--out", str(out), "--model", str(contract_onnx)])
     _assert_refused(res, "bad.mp4", reason)
     assert not out.exists()
     assert bad.read_bytes() == content
 
 
-def test_corrupt_truncated_input(tmp_path, tiny_onnx, clip_with_audio):
+def test_corrupt_truncated_input(tmp_path, contract_onnx, clip_with_audio):
     bad = tmp_path / "cut.mp4"
     bad.write_bytes(clip_with_audio.read_bytes()[:600])
     out = tmp_path / "o.mp4"
-    res = runner.invoke(app, ["video", str(bad), "--out", str(out), "--model", str(tiny_onnx)])
+    res = runner.invoke(app, ["video", str(bad), "--out", str(out), "--model", str(contract_onnx)])
     _assert_refused(res, "cut.mp4")
     assert not out.exists()
 
 
-def test_audio_only_file_has_no_video_stream(tmp_path, tiny_onnx):
+def test_audio_only_file_has_no_video_stream(tmp_path, contract_onnx):
     import numpy as np
 
     path = tmp_path / "tone.m4a"
@@ -113,21 +113,21 @@ def test_audio_only_file_has_no_video_stream(tmp_path, tiny_onnx):
             c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    res = runner.invoke(app, ["video", str(path), "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_onnx)])
+    res = runner.invoke(app, ["video", str(path), "--out", str(tmp_path / "o.mp4"), "--model", str(contract_onnx)])
     _assert_refused(res, "tone.m4a", "no video stream")
 
 
-def test_output_equal_to_input_is_refused_and_input_untouched(tmp_path, tiny_onnx, clip_with_audio):
+def test_output_equal_to_input_is_refused_and_input_untouched(tmp_path, contract_onnx, clip_with_audio):
     copy = tmp_path / "in.mp4"
     copy.write_bytes(clip_with_audio.read_bytes())
     before = _sha(copy)
-    res = runner.invoke(app, ["video", str(copy), "--out", str(tmp_path / "." / "in.mp4"), "--model", str(tiny_onnx)])
+    res = runner.invoke(app, ["video", str(copy), "--out", str(tmp_path / "." / "in.mp4"), "--model", str(contract_onnx)])
     _assert_refused(res, "overwrite the input")
     assert _sha(copy) == before
 
 
-def test_output_in_missing_folder_is_refused(tmp_path, tiny_onnx, clip_with_audio):
-    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / "no" / "o.mp4"), "--model", str(tiny_onnx)])
+def test_output_in_missing_folder_is_refused(tmp_path, contract_onnx, clip_with_audio):
+    res = runner.invoke(app, ["video", str(clip_with_audio), "--out", str(tmp_path / "no" / "o.mp4"), "--model", str(contract_onnx)])
     _assert_refused(res, "does not exist")
 
 
@@ -138,7 +138,7 @@ def test_bad_model_file(tmp_path, clip_with_audio):
     _assert_refused(res, "m.onnx")
 
 
-def test_ctrl_c_finishes_the_file_with_frames_done(tmp_path, tiny_onnx, clip_with_audio):
+def test_ctrl_c_finishes_the_file_with_frames_done(tmp_path, contract_onnx, clip_with_audio):
     from runtime.backends import open_backend
     from runtime.overlay import OverlayStyle
     from runtime.video_io import probe_video
@@ -149,7 +149,7 @@ def test_ctrl_c_finishes_the_file_with_frames_done(tmp_path, tiny_onnx, clip_wit
             raise KeyboardInterrupt
 
     out = tmp_path / "partial.mp4"
-    result = process_video(probe_video(clip_with_audio), out, open_backend(tiny_onnx), OverlayStyle(), on_frame=interrupt_after_five)
+    result = process_video(probe_video(clip_with_audio), out, open_backend(contract_onnx), OverlayStyle(), on_frame=interrupt_after_five)
     assert result.interrupted
     assert 5 <= result.frames < 12
     got = _streams(out)
@@ -157,13 +157,13 @@ def test_ctrl_c_finishes_the_file_with_frames_done(tmp_path, tiny_onnx, clip_wit
     assert got["audio"] == ["aac"]
 
 
-def test_sequential_stage_times_add_up_to_the_total(tmp_path, tiny_onnx, clip_with_audio):
+def test_sequential_stage_times_add_up_to_the_total(tmp_path, contract_onnx, clip_with_audio):
     from runtime.backends import open_backend
     from runtime.overlay import OverlayStyle, View
     from runtime.video_io import probe_video
     from runtime.video_job import process_video
 
-    r = process_video(probe_video(clip_with_audio), tmp_path / "s.mp4", open_backend(tiny_onnx), OverlayStyle(view=View.side_by_side), threaded=False)
+    r = process_video(probe_video(clip_with_audio), tmp_path / "s.mp4", open_backend(contract_onnx), OverlayStyle(view=View.side_by_side), threaded=False)
     per_frame = r.seconds * 1000 / r.frames
     stages = sum(r.stages_ms.values())
     assert set(r.stages_ms) == {"decode", "preprocess", "infer", "postprocess", "overlay", "encode"}

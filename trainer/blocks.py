@@ -80,9 +80,7 @@ class UpsampleConv(nn.Module):
         self.separable = separable
         if separable:
             self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
-            self.conv = nn.Sequential(
-                nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-            )
+            self.conv = nn.Sequential(nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
         else:
             self.pointwise = nn.Identity()
             self.conv = ConvBNReLU(cin, cout, 3)
@@ -124,7 +122,7 @@ class DecoderLevel(nn.Module):
         cin: int,
         cout: int,
         skip_channels: int | None,
-        config: "DecoderConfig",
+        config: DecoderConfig,
         upsample: bool = True,
         skip_first: bool = False,
         attention: bool = True,

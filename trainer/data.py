@@ -27,9 +27,7 @@ def resize_to(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -
     return cv2.resize(image, (w, h), interpolation=interp)
 
 
-def augment(
-    image: np.ndarray, mask: np.ndarray, depth: np.ndarray | None, cfg: AugmentConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def augment(image: np.ndarray, mask: np.ndarray, depth: np.ndarray | None, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Random scale-and-crop, horizontal flip, colour jitter; the mask follows with nearest neighbour."""
     h, w = image.shape[:2]
     area = rng.uniform(cfg.min_area, 1.0) * h * w
@@ -58,4 +56,3 @@ def colour_jitter(image: np.ndarray, amount: float, rng: np.random.Generator) ->
     x = (x - x.mean()) * c + x.mean()  # contrast
     x = x * b  # brightness
     return np.clip(x, 0, 255).astype(np.uint8)
-

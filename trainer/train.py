@@ -1,4 +1,7 @@
-"""The training loop: data, teacher maps, SGD with poly decay, validation, checkpoints, resume, DDP."""
+"""The training loop: data, teacher maps, SGD with poly decay, validation, checkpoints, resume, DDP.
+
+`train` reads as its steps: prepare the data, build the network (fresh, from --init, or resumed),
+then per epoch train, validate and record (trainer.run_folder owns what is written)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import math
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,67 +24,16 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from runtime.datasets import Sample, dataset_hash, find_pairs, load_samples, read_names, seeded_split
 from runtime.metrics import DatasetScores, ScoreAccumulator
-from trainer.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
-from trainer.config import ModelConfig
-from runtime.datasets import MaskPolarity, Sample, dataset_hash, find_pairs, load_samples, read_names, seeded_split
+from trainer.checkpoint import CHECKPOINT_VERSION, load_checkpoint
+from trainer.config import TrainConfig
 from trainer.data import AugmentConfig, augment, resize_to
 from trainer.losses import LossWeights, total_loss
 from trainer.model import DefocusDepthNet, normalise_rgb
+from trainer.run_folder import RunFolder
 from trainer.synthetic import synthetic_samples
 from trainer.teacher import OnnxDepthTeacher, TeacherConfig, image_key
-
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    out: str = "runs/train"
-    data: str | None = None
-    synthetic: int = 0
-    mask_in_focus: MaskPolarity = "white"
-    train_list: str | None = None
-    val_list: str | None = None
-    val_fraction: float = 0.1
-    skip_bad: bool = False
-    teacher: str | None = None
-    teacher_near: str = "low"
-    teacher_cache: str = ".cache/teacher"
-    teacher_size: str | None = None  # "HxW"; None = from the ONNX input
-    teacher_layout: str | None = None  # "nhwc" | "nchw"; None = from the ONNX input
-    teacher_mean: str = "0,0,0"
-    teacher_std: str = "1,1,1"
-    teacher_output: int = 0
-    backbone: str = "tf_efficientnet_lite0"
-    decoder: str = "realtime"
-    pretrained: bool = True
-    epochs: int = 30
-    batch: int = 6
-    # 10x the paper's 0.005: our balanced BCE is a per-pixel mean, and at 0.005 one CUHK epoch left
-    # the maps flat (val F-beta 0.00) where 0.05 reached 0.79.
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_steps: int = 50
-    # The decoder starts from random weights and the encoder from ImageNet: the new layers learn
-    # this many times faster (the usual practice when fine-tuning a segmentation head).
-    decoder_lr_mult: float = 10.0
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 0.1
-    defocus_loss: str = "balanced-bce"  # the paper's; "bce-iou" gives sharper, calibrated maps
-    imgsz: int = 320
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-    amp: bool = True
-    max_steps_per_epoch: int = 0  # 0 = the whole epoch; smoke runs cap it
-    stop_after_epochs: int = 0  # end this invocation after N epochs (time-limited jobs); --resume continues
-    init: str | None = None  # checkpoint whose weights start this run (fine-tuning); fresh optimizer and schedule
-    multiscale: str = ""  # "256,320,384": each step trains at one of these sizes (<= imgsz), drawn per step
-
-    def model_config(self) -> ModelConfig:
-        return ModelConfig.preset(self.backbone, self.decoder)
-
 
 # ---------------------------------------------------------------- data
 
@@ -155,31 +108,13 @@ def attach_teacher(samples: list[Sample], paths: dict[str, Path], cfg: TrainConf
 
 
 def teacher_config(cfg: TrainConfig) -> TeacherConfig:
-    def triple(text: str, name: str) -> tuple[float, float, float]:
-        try:
-            values = tuple(float(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != 3:
-            raise ValueError(f"--{name} needs three comma-separated numbers, got {text!r}")
-        return values  # type: ignore[return-value]
-
-    size = None
-    if cfg.teacher_size:
-        try:
-            h, w = (int(v) for v in cfg.teacher_size.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"--teacher-size needs HxW, got {cfg.teacher_size!r}") from None
-        size = (h, w)
-    if cfg.teacher_near not in ("high", "low"):
-        raise ValueError(f"--teacher-near must be high or low, got {cfg.teacher_near!r}")
     return TeacherConfig(
         Path(cfg.teacher or ""),
         near=cfg.teacher_near,  # type: ignore[arg-type]
         layout=cfg.teacher_layout,
-        size=size,
-        mean=triple(cfg.teacher_mean, "teacher-mean"),
-        std=triple(cfg.teacher_std, "teacher-std"),
+        size=cfg.teacher_size,
+        mean=cfg.teacher_mean,
+        std=cfg.teacher_std,
         output=cfg.teacher_output,
     )
 
@@ -254,26 +189,13 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def train_sizes(cfg: TrainConfig) -> list[int]:
-    """The square sizes training steps run at: `imgsz`, or the `multiscale` list (each <= imgsz)."""
-    if not cfg.multiscale:
-        return [cfg.imgsz]
-    try:
-        sizes = sorted({int(x) for x in cfg.multiscale.split(",")})
-    except ValueError:
-        raise ValueError(f"--multiscale must be sizes like 256,320,384, got {cfg.multiscale!r}") from None
-    if sizes[0] < 32 or sizes[-1] > cfg.imgsz or any(n % 32 for n in sizes):
-        raise ValueError(f"--multiscale sizes must be multiples of 32 between 32 and --imgsz {cfg.imgsz}, got {cfg.multiscale!r}")
-    return sizes
-
-
 def step_size(sizes: Sequence[int], seed: int, step: int) -> int:
     """This step's training size, drawn from (seed, step) so a resumed run repeats it."""
     return sizes[int(np.random.default_rng([seed, step, 11]).integers(len(sizes)))] if len(sizes) > 1 else sizes[0]
 
 
 def rescale_batch(image: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A batch made at --imgsz shrunk to `size`: area for the photo and depth, the mask re-binarised."""
+    """A batch made at --train-size shrunk to `size`: area for the photo and depth, the mask re-binarised."""
     if image.shape[-1] == size:
         return image, mask, depth
 
@@ -323,36 +245,25 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None = None) -> dict[str, Any]:
-    """Train and return the final summary; writes the run folder on rank 0."""
-    console = console or Console(stderr=True)
-    device = pick_device(cfg.device)
-    info = init_distributed(device)
-    if device.type == "cuda" and info.world > 1:
-        device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    quiet = Console(quiet=True)
-    log = console if info.main else quiet
-    sizes = train_sizes(cfg)  # checked before the slow data preparation
-
-    data = prepare_data(cfg, log)
-    for w in data.warnings:
-        log.print(f"[yellow]warning:[/] skipped {w}")
-    if data.warnings:
-        log.print(f"[yellow]{len(data.warnings)} bad files skipped[/]")
+def make_network(cfg: TrainConfig, device: torch.device, log: Console) -> DefocusDepthNet:
+    """A fresh network (ImageNet encoder), or --init's weights for fine-tuning (same network only)."""
     net = DefocusDepthNet(cfg.model_config(), pretrained=cfg.pretrained and cfg.init is None).to(device)
-    if cfg.init is not None and resume is None:
+    if cfg.init is not None:
         start = load_checkpoint(Path(cfg.init))
         if json.loads(start["model_config"]) != json.loads(json.dumps(cfg.model_config().to_dict())):
             raise ValueError(f"{cfg.init}: its network ({json.loads(start['model_config'])['backbone']}) differs from --backbone/--decoder")
         net.load_state_dict(start["model"])
         log.print(f"weights from {cfg.init} (epoch {start.get('epoch', '?')})")
+    return net
+
+
+def make_optimizer(net: DefocusDepthNet, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with four parameter groups: encoder or decoder (the decoder learns decoder_lr_mult
+    times faster), and weights that decay or norms and biases that do not."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in net.named_parameters():
         groups.setdefault((name.startswith("encoder."), p.ndim > 1), []).append(p)
-    opt = torch.optim.SGD(
+    return torch.optim.SGD(
         [
             {"params": ps, "weight_decay": cfg.weight_decay if decays else 0.0, "lr_mult": 1.0 if is_encoder else cfg.decoder_lr_mult}
             for (is_encoder, decays), ps in sorted(groups.items())
@@ -360,130 +271,160 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
         lr=cfg.lr,
         momentum=cfg.momentum,
     )
-    start_epoch, step, best_f = 0, 0, -1.0
-    if resume is not None:
-        ckpt = load_checkpoint(resume / "last.pt" if resume.is_dir() else resume)
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start_epoch, step, best_f = int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt["best_f"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        log.print(f"resumed {resume} at epoch {start_epoch}, step {step}")
+
+
+@dataclass
+class RunState:
+    """Where a run stands: the next epoch, the optimiser step, the best validation F-beta."""
+
+    epoch: int = 0
+    step: int = 0
+    best_f: float = -1.0
+
+
+def resume_from(path: Path, net: DefocusDepthNet, opt: torch.optim.Optimizer, log: Console) -> RunState:
+    ckpt = load_checkpoint(path / "last.pt" if path.is_dir() else path)
+    net.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    log.print(f"resumed {path} at epoch {ckpt['epoch']}, step {ckpt['step']}")
+    return RunState(int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt["best_f"]))
+
+
+@dataclass
+class EpochStats:
+    loss: float = 0.0
+    defocus: float = 0.0
+    depth: float = 0.0
+    seen: int = 0
+
+
+def train_epoch(model: torch.nn.Module, loader: Any, opt: torch.optim.Optimizer, scaler: Any, cfg: TrainConfig, state: RunState, total_steps: int, on_step: Any) -> EpochStats:
+    """One pass over `loader`; advances `state.step`."""
+    device = next(model.parameters()).device
+    weights = LossWeights(cfg.alpha, cfg.beta, cfg.gamma, cfg.defocus_loss)
+    sizes = cfg.sizes()
+    stats = EpochStats()
+    model.train()
+    for batch in loader:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(state.step, total_steps, cfg) * g["lr_mult"]
+        image, mask, depth = rescale_batch(batch["image"].to(device).float() / 255.0, batch["mask"].to(device), batch["depth"].to(device), step_size(sizes, cfg.seed, state.step))
+        x = normalise_rgb(image, cfg.backbone)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+            outputs = model(x)
+        terms = total_loss(outputs, mask, depth, batch["has_depth"].to(device), weights)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(terms.total).backward()
+        scaler.step(opt)
+        scaler.update()
+        if not math.isfinite(terms.total.item()):
+            raise FloatingPointError(f"loss became {terms.total.item()} at step {state.step}; lower --lr")
+        state.step += 1
+        stats.seen += x.shape[0]
+        stats.loss += terms.total.item()
+        stats.defocus += terms.defocus.item()
+        stats.depth += terms.depth.item()
+        on_step(stats)
+    return stats
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+    """Train and return the final epoch's record; the run folder is written on rank 0."""
+    console = console or Console(stderr=True)
+    device = pick_device(cfg.device)
+    info = init_distributed(device)
+    if device.type == "cuda" and info.world > 1:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    log = console if info.main else Console(quiet=True)
+    run = RunFolder(Path(cfg.out), write=info.main)
+
+    data = prepare_data(cfg, log)
+    for w in data.warnings:
+        log.print(f"[yellow]warning:[/] skipped {w}")
+    net = make_network(cfg, device, log) if resume is None else DefocusDepthNet(cfg.model_config(), pretrained=False).to(device)
+    opt = make_optimizer(net, cfg)
+    state = resume_from(resume, net, opt, log) if resume is not None else RunState()
     model: torch.nn.Module = net
     if info.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    dataset = AugmentedDataset(data.train, AugmentConfig(size=cfg.imgsz), cfg.seed)
+    dataset = AugmentedDataset(data.train, AugmentConfig(size=cfg.train_size), cfg.seed)
     steps_per_epoch = len(epoch_order(len(dataset), cfg.seed, 0, info.rank, info.world, cfg.batch)) // cfg.batch
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     if steps_per_epoch == 0:
         raise ValueError(f"{len(dataset)} training images are fewer than one batch of {cfg.batch} per process")
     total_steps = steps_per_epoch * cfg.epochs
-    weights = LossWeights(cfg.alpha, cfg.beta, cfg.gamma, cfg.defocus_loss)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    if info.main:
-        out.mkdir(parents=True, exist_ok=True)
-        run_config = {
-            "train": dataclasses.asdict(cfg),
-            "model": cfg.model_config().to_dict(),
-            "data": data.provenance,
-            "versions": versions(),
-            "device": str(device),
-            "world_size": info.world,
-        }
-        (out / "config.json").write_text(json.dumps(run_config, indent=2))
-    model_config_json = json.dumps(cfg.model_config().to_dict())
-
-    summary: dict[str, Any] = {}
-    if info.main and data.val and start_epoch == 0:
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    run.write_config(
+        {"train": dataclasses.asdict(cfg), "model": cfg.model_config().to_dict(), "data": data.provenance, "versions": versions(), "device": str(device), "world_size": info.world}
+    )
+    if info.main and data.val and state.epoch == 0:
         # The untrained baseline, so every run shows what training bought.
-        init = evaluate(net, data.val, cfg.imgsz, device)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"epoch": 0, "step": 0, **{f"val_{k}": v for k, v in init.as_dict().items()}}) + "\n")
+        init = evaluate(net, data.val, cfg.train_size, device)
+        run.log({"epoch": 0, "step": 0, **{f"val_{k}": v for k, v in init.as_dict().items()}})
         log.print(f"untrained: val MAE {init.mae:.4f} F-beta {init.f_beta:.4f}")
+
+    record: dict[str, Any] = {}
     with _progress(log) as progress:
-        task = progress.add_task("train", total=total_steps, completed=step, info="")
-        end_epoch = min(cfg.epochs, start_epoch + cfg.stop_after_epochs) if cfg.stop_after_epochs else cfg.epochs
-        for epoch in range(start_epoch, end_epoch):
+        task = progress.add_task("train", total=total_steps, completed=state.step, info="")
+        end_epoch = min(cfg.epochs, state.epoch + cfg.stop_after_epochs) if cfg.stop_after_epochs else cfg.epochs
+        for epoch in range(state.epoch, end_epoch):
             dataset.epoch = epoch
             order = epoch_order(len(dataset), cfg.seed, epoch, info.rank, info.world, cfg.batch)[: steps_per_epoch * cfg.batch]
-            loader = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(dataset, order), batch_size=cfg.batch, shuffle=False, num_workers=cfg.workers, drop_last=True
-            )
-            model.train()
-            sums = {"loss": 0.0, "defocus": 0.0, "depth": 0.0}
-            t0, seen = time.perf_counter(), 0
-            for batch in loader:
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(step, total_steps, cfg) * g["lr_mult"]
-                image, mask, depth = rescale_batch(
-                    batch["image"].to(device).float() / 255.0, batch["mask"].to(device), batch["depth"].to(device), step_size(sizes, cfg.seed, step)
-                )
-                x = normalise_rgb(image, cfg.backbone)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    outputs = model(x)
-                terms = total_loss(outputs, mask, depth, batch["has_depth"].to(device), weights)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(terms.total).backward()
-                scaler.step(opt)
-                scaler.update()
-                if not math.isfinite(terms.total.item()):
-                    raise FloatingPointError(f"loss became {terms.total.item()} at step {step}; lower --lr")
-                step += 1
-                seen += x.shape[0] * info.world
-                sums["loss"] += terms.total.item()
-                sums["defocus"] += terms.defocus.item()
-                sums["depth"] += terms.depth.item()
-                n = step - epoch * steps_per_epoch
-                rate = seen / (time.perf_counter() - t0)
-                progress.update(
-                    task,
-                    advance=1,
-                    info=f"ep {epoch + 1}/{cfg.epochs} loss {sums['loss'] / n:.3f} (defocus {sums['defocus'] / n:.3f}, depth {sums['depth'] / n:.4f}) {rate:.1f} img/s",
-                )
+            loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order), batch_size=cfg.batch, shuffle=False, num_workers=cfg.workers, drop_last=True)
+            t0 = time.perf_counter()
+
+            def on_step(stats: EpochStats) -> None:
+                n = state.step - epoch * steps_per_epoch
+                rate = stats.seen * info.world / (time.perf_counter() - t0)
+                info_text = f"ep {epoch + 1}/{cfg.epochs} loss {stats.loss / n:.3f} (defocus {stats.defocus / n:.3f}, depth {stats.depth / n:.4f}) {rate:.1f} img/s"
+                progress.update(task, advance=1, info=info_text)
+
+            stats = train_epoch(model, loader, opt, scaler, cfg, state, total_steps, on_step)
             epoch_time = time.perf_counter() - t0
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "step": step,
-                "lr": lr_at(step - 1, total_steps, cfg),
-                **{k: v / steps_per_epoch for k, v in sums.items()},
-                "images_per_s": seen / epoch_time,
+            state.epoch = epoch + 1
+            record = {
+                "epoch": state.epoch,
+                "step": state.step,
+                "lr": lr_at(state.step - 1, total_steps, cfg),
+                "loss": stats.loss / steps_per_epoch,
+                "defocus": stats.defocus / steps_per_epoch,
+                "depth": stats.depth / steps_per_epoch,
+                "images_per_s": stats.seen * info.world / epoch_time,
                 "epoch_s": epoch_time,
             }
             if info.main:
+                is_best = True
                 if data.val:
-                    scores = evaluate(net, data.val, cfg.imgsz, device)
+                    scores = evaluate(net, data.val, cfg.train_size, device)
                     record.update({f"val_{k}": v for k, v in scores.as_dict().items()})
-                    is_best = scores.f_beta > best_f
-                    best_f = max(best_f, scores.f_beta)
-                else:
-                    is_best = True
-                payload = {
-                    "version": CHECKPOINT_VERSION,
-                    "model": net.state_dict(),
-                    "model_config": model_config_json,
-                    "optimizer": opt.state_dict(),
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "best_f": best_f,
-                    "torch_rng": torch.get_rng_state(),
-                    "metrics": json.dumps(record),
-                }
-                save_checkpoint(out / "last.pt", payload)
-                if is_best:
-                    save_checkpoint(out / "best.pt", {k: payload[k] for k in ("version", "model", "model_config", "epoch", "metrics")})
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                    is_best = scores.f_beta > state.best_f
+                    state.best_f = max(state.best_f, scores.f_beta)
+                run.save_checkpoint(
+                    {
+                        "version": CHECKPOINT_VERSION,
+                        "model": net.state_dict(),
+                        "model_config": json.dumps(cfg.model_config().to_dict()),
+                        "optimizer": opt.state_dict(),
+                        "epoch": state.epoch,
+                        "step": state.step,
+                        "best_f": state.best_f,
+                        "torch_rng": torch.get_rng_state(),
+                        "metrics": json.dumps(record),
+                    },
+                    best=is_best,
+                )
+                run.log(record)
                 val = f" val MAE {record['val_mae']:.4f} F-beta {record['val_f_beta']:.4f}" if data.val else ""
                 progress.console.print(
-                    f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}{val} "
-                    f"{record['images_per_s']:.1f} img/s {epoch_time:.0f}s{' (best)' if is_best and data.val else ''}"
+                    f"epoch {state.epoch}/{cfg.epochs}: loss {record['loss']:.4f}{val} {record['images_per_s']:.1f} img/s {epoch_time:.0f}s{' (best)' if is_best and data.val else ''}"
                 )
             if info.world > 1:
                 dist.barrier()
-            summary = record
     if info.world > 1:
         dist.destroy_process_group()
-    return summary
+    return record

@@ -70,7 +70,7 @@ class PrimaryContext:
         major, minor = self.device.compute_capability()
         return f"{major}.{minor}"
 
-    def __enter__(self) -> "PrimaryContext":
+    def __enter__(self) -> PrimaryContext:
         self._context.push()
         return self
 

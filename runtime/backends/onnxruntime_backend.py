@@ -147,7 +147,7 @@ class OnnxRuntimeBackend:
         self._results: deque[Maps | Future[Maps]] = deque()
 
     @classmethod
-    def open(cls, path: Path, options: BackendOptions) -> "OnnxRuntimeBackend":
+    def open(cls, path: Path, options: BackendOptions) -> OnnxRuntimeBackend:
         return cls(path, provider=options.provider, threads=options.threads, frames_in_flight=options.frames_in_flight, gpu=options.gpu)
 
     @staticmethod

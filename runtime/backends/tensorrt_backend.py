@@ -10,9 +10,10 @@ batch n+1 run on the GPU while the host decodes and draws batch n.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class TensorRTBackend:
         self._batches = 0
 
     @classmethod
-    def open(cls, path: Path, options: BackendOptions) -> "TensorRTBackend":
+    def open(cls, path: Path, options: BackendOptions) -> TensorRTBackend:
         """An .engine as it is; an .onnx through the engine built from it on this GPU (cached)."""
         if path.suffix.lower() == ".onnx":
             path = engine_for_onnx(path, options.gpu)

@@ -12,14 +12,16 @@ import datetime as dt
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from runtime.backends.base import BackendError
 from runtime.backends.cuda_context import PrimaryContext, import_pycuda, import_tensorrt
 from runtime.cache import cache_dir
 from runtime.engine_sidecar import EngineSidecar
+from runtime.files import write_bytes_atomically
 from runtime.model_info import INPUT_NAME, STRIDE
 
 
@@ -100,11 +102,9 @@ def build_engine(onnx_path: Path, out: Path, cfg: EngineBuildConfig = EngineBuil
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise EngineBuildError(f"{onnx_path}: TensorRT could not build an engine (its log above says why)")
-        tmp = out.with_name(f".{out.name}.partial")
-        tmp.write_bytes(bytes(serialized))
-        tmp.replace(out)
+        write_bytes_atomically(out, bytes(serialized))
         if save_cache and cfg.timing_cache is not None:
-            _write_atomically(cfg.timing_cache, bytes(config.get_timing_cache().serialize()))
+            write_bytes_atomically(cfg.timing_cache, bytes(config.get_timing_cache().serialize()))
     shapes = [list(s) for s in cfg.profile()] if dynamic else [list(static)] * 3
     sidecar = EngineSidecar(
         tensorrt_version=trt.__version__,
@@ -133,12 +133,6 @@ def _use_timing_cache(config: Any, path: Path | None, log: Callable[[str], None]
     if not config.set_timing_cache(config.create_timing_cache(b""), False):
         raise EngineBuildError("TensorRT refused an empty timing cache")
     return False
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def cached_engine_path(onnx_path: Path, tensorrt_version: str, gpu_name: str, cfg: EngineBuildConfig) -> Path:

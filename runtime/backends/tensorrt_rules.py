@@ -28,9 +28,36 @@ _ANY = _NUMERIC | {BOOL}
 
 # [ops] Types of each operator's data input and outputs (the operators our exports can contain).
 SUPPORTED_TYPES: dict[str, frozenset[int]] = {
-    **dict.fromkeys(("Conv", "ConvTranspose", "BatchNormalization", "Sigmoid", "Softmax", "Gemm", "MatMul", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Sqrt", "Exp", "Erf", "Pow", "Ceil", "Floor", "GlobalAveragePool", "AveragePool", "Resize"), _FLOATS),
+    **dict.fromkeys(
+        (
+            "Conv",
+            "ConvTranspose",
+            "BatchNormalization",
+            "Sigmoid",
+            "Softmax",
+            "Gemm",
+            "MatMul",
+            "Clip",
+            "HardSigmoid",
+            "HardSwish",
+            "LeakyRelu",
+            "Tanh",
+            "Sqrt",
+            "Exp",
+            "Erf",
+            "Pow",
+            "Ceil",
+            "Floor",
+            "GlobalAveragePool",
+            "AveragePool",
+            "Resize",
+        ),
+        _FLOATS,
+    ),
     **dict.fromkeys(("Add", "Sub", "Mul", "Div", "Relu", "Max", "Min", "Neg", "Equal", "Range"), _NUMERIC),
-    **dict.fromkeys(("Concat", "Expand", "Flatten", "Gather", "Identity", "Reshape", "Shape", "Slice", "Squeeze", "Tile", "Transpose", "Unsqueeze", "Where", "Split", "Constant"), _ANY),
+    **dict.fromkeys(
+        ("Concat", "Expand", "Flatten", "Gather", "Identity", "Reshape", "Shape", "Slice", "Squeeze", "Tile", "Transpose", "Unsqueeze", "Where", "Split", "Constant"), _ANY
+    ),
     **dict.fromkeys(("Pad", "ReduceMean", "ReduceSum", "ReduceMax"), _NUMERIC),
     "Cast": _ANY | {U8},
     "ConstantOfShape": frozenset({F32}),

@@ -63,7 +63,7 @@ class TorchBackend:
         self._next = 0
 
     @classmethod
-    def open(cls, path: Path, options: BackendOptions) -> "TorchBackend":
+    def open(cls, path: Path, options: BackendOptions) -> TorchBackend:
         return cls(path, threads=options.threads, gpu=options.gpu)
 
     @staticmethod

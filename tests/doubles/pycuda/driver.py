@@ -12,7 +12,8 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,9 +34,9 @@ _lock = threading.RLock()
 _tls = threading.local()
 _state: dict[str, Any] = {"initialised": False}
 _addresses = itertools.count(0x7F00_0000_0000, 0x1_0000)
-_allocations: dict[int, "DeviceAllocation"] = {}
-_streams: dict[int, "Stream"] = {}
-_primary: dict[int, "Context"] = {}
+_allocations: dict[int, DeviceAllocation] = {}
+_streams: dict[int, Stream] = {}
+_primary: dict[int, Context] = {}
 
 
 def _gpus() -> list[tuple[str, tuple[int, int]]]:
@@ -57,13 +58,13 @@ def _need_init(call: str) -> None:
         raise LogicError(f"{call} failed: initialization error")
 
 
-def _stack() -> list["Context"]:
+def _stack() -> list[Context]:
     if not hasattr(_tls, "stack"):
         _tls.stack = []
     return _tls.stack
 
 
-def _current(call: str) -> "Context":
+def _current(call: str) -> Context:
     _need_init(call)
     stack = _stack()
     if not stack:
@@ -74,7 +75,7 @@ def _current(call: str) -> "Context":
     return ctx
 
 
-def _current_context() -> "Context | None":
+def _current_context() -> Context | None:
     """For the TensorRT double: the context current on this thread (None if none)."""
     stack = _stack()
     return stack[-1] if stack else None
@@ -98,7 +99,7 @@ class Device:
     def compute_capability(self) -> tuple[int, int]:
         return _gpus()[self.ordinal][1]
 
-    def retain_primary_context(self) -> "Context":
+    def retain_primary_context(self) -> Context:
         with _lock:
             ctx = _primary.get(self.ordinal)
             if ctx is None or not ctx.valid:
@@ -106,7 +107,7 @@ class Device:
             ctx.retained += 1
             return ctx
 
-    def make_context(self, flags: int = 0) -> "Context":
+    def make_context(self, flags: int = 0) -> Context:
         ctx = Context(self, primary=False)
         _stack().append(ctx)
         return ctx
@@ -219,7 +220,7 @@ def _host_buffer(obj: Any, writable: bool, call: str) -> memoryview:
     return view.cast("B")
 
 
-def _stream_for(stream: "Stream | None", call: str) -> "Stream":
+def _stream_for(stream: Stream | None, call: str) -> Stream:
     ctx = _current(call)
     if stream is None:
         return _default_stream(ctx)
@@ -230,7 +231,7 @@ def _stream_for(stream: "Stream | None", call: str) -> "Stream":
     return stream
 
 
-def _default_stream(ctx: Context) -> "Stream":
+def _default_stream(ctx: Context) -> Stream:
     key = -id(ctx)
     if key not in _streams:
         s = Stream.__new__(Stream)
@@ -238,14 +239,14 @@ def _default_stream(ctx: Context) -> "Stream":
     return _streams[key]
 
 
-def memcpy_htod_async(dest: Any, src: Any, stream: "Stream | None" = None) -> None:
+def memcpy_htod_async(dest: Any, src: Any, stream: Stream | None = None) -> None:
     s = _stream_for(stream, "cuMemcpyHtoDAsync")
     host = _host_buffer(src, writable=False, call="memcpy_htod_async")
     target = _device_span(int(dest), host.nbytes, "cuMemcpyHtoDAsync")
     s.enqueue(lambda: target.__setitem__(slice(None), host))  # reads the host buffer when it runs
 
 
-def memcpy_dtoh_async(dest: Any, src: Any, stream: "Stream | None" = None) -> None:
+def memcpy_dtoh_async(dest: Any, src: Any, stream: Stream | None = None) -> None:
     s = _stream_for(stream, "cuMemcpyDtoHAsync")
     host = _host_buffer(dest, writable=True, call="memcpy_dtoh_async")
     source = _device_span(int(src), host.nbytes, "cuMemcpyDtoHAsync")
@@ -293,7 +294,7 @@ class Event:
         self._marker: Callable[[], None] | None = None
         self.time: float | None = None
 
-    def record(self, stream: Stream | None = None) -> "Event":
+    def record(self, stream: Stream | None = None) -> Event:
         s = _stream_for(stream, "cuEventRecord")
         self.time = None
 
@@ -304,7 +305,7 @@ class Event:
         s.enqueue(mark)
         return self
 
-    def synchronize(self) -> "Event":
+    def synchronize(self) -> Event:
         _current("cuEventSynchronize")
         if self._stream is not None and self.time is None:
             self._stream.run_until(self._marker)
@@ -313,11 +314,11 @@ class Event:
     def query(self) -> bool:
         return self.time is not None
 
-    def time_till(self, other: "Event") -> float:
+    def time_till(self, other: Event) -> float:
         _current("cuEventElapsedTime")
         if self.time is None or other.time is None:
             raise LogicError("cuEventElapsedTime failed: device not ready")
         return (other.time - self.time) * 1000.0
 
-    def time_since(self, other: "Event") -> float:
+    def time_since(self, other: Event) -> float:
         return other.time_till(self)

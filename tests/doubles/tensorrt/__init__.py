@@ -45,8 +45,25 @@ class DataType(enum.Enum):
     INT64 = 8
 
 
-float32, float16, int8, int32, bool_, uint8, bfloat16, int64 = DataType.FLOAT, DataType.HALF, DataType.INT8, DataType.INT32, DataType.BOOL, DataType.UINT8, DataType.BF16, DataType.INT64
-_NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8, DataType.INT32: np.int32, DataType.BOOL: np.bool_, DataType.UINT8: np.uint8, DataType.INT64: np.int64}
+float32, float16, int8, int32, bool_, uint8, bfloat16, int64 = (
+    DataType.FLOAT,
+    DataType.HALF,
+    DataType.INT8,
+    DataType.INT32,
+    DataType.BOOL,
+    DataType.UINT8,
+    DataType.BF16,
+    DataType.INT64,
+)
+_NP = {
+    DataType.FLOAT: np.float32,
+    DataType.HALF: np.float16,
+    DataType.INT8: np.int8,
+    DataType.INT32: np.int32,
+    DataType.BOOL: np.bool_,
+    DataType.UINT8: np.uint8,
+    DataType.INT64: np.int64,
+}
 # ONNX TensorProto element types -> TensorRT
 _FROM_ONNX = {1: DataType.FLOAT, 10: DataType.HALF, 3: DataType.INT8, 6: DataType.INT32, 9: DataType.BOOL, 2: DataType.UINT8, 16: DataType.BF16, 7: DataType.INT64}
 
@@ -110,13 +127,13 @@ class Logger(ILogger):
     Severity = ILogger.Severity
     INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = (ILogger.Severity(i) for i in range(5))
 
-    def __init__(self, min_severity: "ILogger.Severity" = ILogger.Severity.WARNING) -> None:
+    def __init__(self, min_severity: ILogger.Severity = ILogger.Severity.WARNING) -> None:
         if not isinstance(min_severity, ILogger.Severity):
             raise TypeError("Logger(): incompatible constructor arguments")
         self.min_severity = min_severity
         self.messages: list[tuple[ILogger.Severity, str]] = []
 
-    def log(self, severity: "ILogger.Severity", msg: str) -> None:
+    def log(self, severity: ILogger.Severity, msg: str) -> None:
         self.messages.append((severity, msg))
         if severity <= self.min_severity:
             print(f"[TRT-double] [{severity.name[0]}] {msg}", file=sys.stderr)
@@ -142,9 +159,35 @@ _N = _F | {"INT32", "INT64"}
 _A = _N | {"BOOL"}
 # onnx-tensorrt docs/operators.md: operator -> supported tensor types (ops dbd-rt graphs can hold).
 _OPS = {
-    **dict.fromkeys(["Conv", "BatchNormalization", "Sigmoid", "Softmax", "Gemm", "MatMul", "Clip", "Ceil", "Floor", "Sqrt", "Exp", "Erf", "Tanh", "Pow", "Resize", "GlobalAveragePool", "AveragePool", "HardSigmoid", "HardSwish", "LeakyRelu"], _F),
+    **dict.fromkeys(
+        [
+            "Conv",
+            "BatchNormalization",
+            "Sigmoid",
+            "Softmax",
+            "Gemm",
+            "MatMul",
+            "Clip",
+            "Ceil",
+            "Floor",
+            "Sqrt",
+            "Exp",
+            "Erf",
+            "Tanh",
+            "Pow",
+            "Resize",
+            "GlobalAveragePool",
+            "AveragePool",
+            "HardSigmoid",
+            "HardSwish",
+            "LeakyRelu",
+        ],
+        _F,
+    ),
     **dict.fromkeys(["Add", "Sub", "Mul", "Div", "Relu", "Max", "Min", "Neg", "Equal", "Range", "ReduceMean", "ReduceSum", "ReduceMax", "Pad"], _N),
-    **dict.fromkeys(["Concat", "Expand", "Flatten", "Gather", "Identity", "Reshape", "Shape", "Slice", "Squeeze", "Tile", "Transpose", "Unsqueeze", "Where", "Split", "Constant"], _A),
+    **dict.fromkeys(
+        ["Concat", "Expand", "Flatten", "Gather", "Identity", "Reshape", "Shape", "Slice", "Squeeze", "Tile", "Transpose", "Unsqueeze", "Where", "Split", "Constant"], _A
+    ),
     "Cast": _A | {"UINT8"},
 }
 _SHAPE_INPUTS = {"Resize": (1, 2, 3), "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1,), "Range": (0, 1, 2), "Unsqueeze": (1,), "Squeeze": (1,)}
@@ -425,11 +468,13 @@ class Runtime:
         _check_logger(logger, "Runtime")
         self.logger = logger
 
-    def deserialize_cuda_engine(self, serialized_engine: bytes) -> "ICudaEngine | None":
+    def deserialize_cuda_engine(self, serialized_engine: bytes) -> ICudaEngine | None:
         ctx = _need_context("deserialize_cuda_engine")
         data = bytes(memoryview(serialized_engine))
         if not data.startswith(_MAGIC):
-            self.logger.log(Logger.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)")
+            self.logger.log(
+                Logger.ERROR, "IRuntime::deserializeCudaEngine: Error Code 1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does not match)"
+            )
             return None
         head, _, onnx_bytes = data[len(_MAGIC) :].partition(b"\n")
         header = json.loads(head)
@@ -480,7 +525,7 @@ class ICudaEngine:
             raise RuntimeError("Invalid profile index or tensor name")
         return [tuple(s) for s in self._header["profile"][name]]
 
-    def create_execution_context(self) -> "IExecutionContext":
+    def create_execution_context(self) -> IExecutionContext:
         _need_context("create_execution_context")
         return IExecutionContext(self)
 
