@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from runtime.backends import Backend, BackendError, BackendOptions, choose_backend, open_backend, resolve_model
+from runtime.backends import BackendError, BackendOptions, choose_backend, open_backend, resolve_model
 from runtime.console import err, fail, say, warn
 from runtime.datasets import MaskPolarity
 from runtime.model_info import SAMPLE_CLIP, ModelError
 from runtime.overlay import View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ
-from runtime.video_io import VideoError, probe_video, read_frames
+from runtime.video_io import VideoError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks: speed (fps) and accuracy (eval).")
 SHORT = {"decode": "dec", "preprocess": "pre", "host_to_device": "h2d", "compute": "infer", "device_to_host": "d2h", "postprocess": "post", "overlay": "draw", "encode": "enc"}
@@ -71,11 +71,9 @@ def fps(
     log: Optional[Path] = typer.Option(None, help="Append this run's JSON as one line to this file."),
 ) -> None:
     """Network latency (p50/p90/p99) and fps, per-stage ms and end-to-end fps of the video pipeline."""
-    from bench.fps import FpsConfig, network_latency, pipeline_stages, result_row, size_sweep
-    from bench.machine import machine_info
+    from bench.fps import FpsConfig, FpsPlan, measure
 
     names = [b.strip() for b in compare.split(",")] if compare else [backend]
-    cfg = FpsConfig(warmup=warmup, iters=iters, imgsz=imgsz, view=view)
     try:
         sweep_sizes = [tuple(int(v) for v in s.lower().split("x")) for s in sizes.split(",")] if sizes else []
         sweep_views = [View(v.strip()) for v in views.split(",")]
@@ -83,54 +81,20 @@ def fps(
         raise fail(f"--sizes takes WxH,WxH... and --views names of views; got {sizes!r} and {views!r}") from None
     with tempfile.TemporaryDirectory() as tmp:
         clip = _synthetic_clip(synthetic, Path(tmp)) if synthetic else (video or SAMPLE_CLIP)
-        backends: list[Backend] = []
-        opened: list[tuple[Path, str]] = []
         try:
-            probe = probe_video(clip)
-            for name in names:
-                path = _model_for(name, model, checkpoint)
-                chosen = choose_backend(path, name)
-                backends.append(open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=1, gpu=gpu)))
-                opened.append((path, chosen))
-                say(f"measuring {chosen} ({path.name})")
-            frame = read_frames(clip, count=1)[0]
-            latencies = network_latency(backends, frame, cfg)
-            rows = []
-            for b, lat, (path, chosen) in zip(backends, latencies, opened):
-                stages = seq_ms = e2e = None
-                in_flight = b.in_flight
-                if pipeline:
-                    video_backend = open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=frames_in_flight, gpu=gpu))
-                    try:
-                        stages, seq_ms, e2e = pipeline_stages(b, clip, cfg, threaded_backend=video_backend)
-                        in_flight = video_backend.in_flight
-                    finally:
-                        video_backend.close()
-                rows.append(result_row(b, lat, stages, seq_ms, e2e, cfg, frame.shape[:2], in_flight))
-            sweep = []
-            if sweep_sizes:
-                path, chosen = opened[0]
-
-                def video_backend(sequential: bool) -> Backend:
-                    return open_backend(path, chosen, BackendOptions(threads=threads, frames_in_flight=1 if sequential else frames_in_flight, gpu=gpu))
-
-                sweep = size_sweep(video_backend, sweep_sizes, sweep_views, cfg, Path(tmp), on_step=lambda m: say(f"sweep: {m}"))
+            models = [(path := _model_for(name, model, checkpoint), choose_backend(path, name)) for name in names]
+            plan = FpsPlan(
+                models=models,
+                clip=clip,
+                cfg=FpsConfig(warmup=warmup, iters=iters, imgsz=imgsz, view=view),
+                options=BackendOptions(threads=threads, frames_in_flight=frames_in_flight, gpu=gpu),
+                pipeline=pipeline,
+                sizes=sweep_sizes,  # type: ignore[arg-type]
+                views=sweep_views,
+            )
+            doc = measure(plan, Path(tmp), on_step=say)
         except (BackendError, ModelError, VideoError, FileNotFoundError, IndexError) as exc:
             raise fail(str(exc) or f"{clip}: no frames") from None
-        finally:
-            for b in backends:
-                b.close()
-    base = rows[0]
-    for r in rows:
-        r["ratio_fps"] = r["fps"] / base["fps"]
-        r["ratio_e2e_fps"] = r["e2e_fps"] / base["e2e_fps"] if r["e2e_fps"] and base["e2e_fps"] else None
-    doc: dict[str, Any] = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "video": {"path": str(clip), "width": probe.width, "height": probe.height, "fps": float(probe.rate), "view": view.value},
-        "results": rows,
-        "sizes": sweep,
-        "machine": machine_info(),
-    }
     if log is not None:
         with open(log, "a") as f:
             f.write(json.dumps(doc) + "\n")
@@ -223,12 +187,21 @@ def eval_(
     baseline: Optional[str] = typer.Option(None, help="Also score a classical reference: hifst (needs the baseline extra)."),
     plot: Optional[Path] = typer.Option(None, help="Write the precision-recall curve(s) to this PNG."),
     per_image: Optional[Path] = typer.Option(None, help="Write per-image MAE, precision, recall, F-beta to this CSV."),
-    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON on stdout."),
+    protocol: str = typer.Option(
+        "paper",
+        help="paper: adaptive F-beta of the in-focus region (1.5 x mean), max F, MAE, as the depth-distillation paper scores; ddffnet: F-beta of the blurred class at a fixed 0.5 threshold, per image, and MAE, as D-DFFNet (ICME 2023) scores.",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON on stdout (every protocol's numbers)."),
 ) -> None:
-    """MAE, adaptive F-beta (mean P/R and per-image mean), max F and the PR curve at native mask size."""
-    from bench.evaluate import evaluate_folder, hifst_predictor, model_predictor, plot_pr
+    """MAE, adaptive F-beta (mean P/R and per-image mean), max F and the PR curve at native mask size.
+
+    The number the DBD literature reports: the standard 100 CUHK test photos (dbd-prepare cuhk
+    writes test100.txt): --names DIR/test100.txt."""
+    from bench.evaluate import hifst_predictor, model_predictor, plot_pr
     from runtime.datasets import DatasetError, find_pairs, read_names
 
+    if protocol not in PROTOCOL_COLUMNS:
+        raise fail(f"unknown --protocol {protocol!r}; choose {' or '.join(PROTOCOL_COLUMNS)}")
     if plot is not None:
         try:
             import matplotlib  # noqa: F401  (checked before the scoring, not after it)
@@ -249,24 +222,7 @@ def eval_(
             methods["HiFST"] = hifst_predictor()
         except RuntimeError as exc:
             raise fail(str(exc)) from None
-    results: dict[str, Any] = {}
-    timings: dict[str, float] = {}
-    for label, predict in methods.items():
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            t0 = time.perf_counter()
-            try:
-                summary, _ = evaluate_folder(data, mask_in_focus, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task))
-            except DatasetError as exc:
-                raise fail(str(exc)) from None
-            timings[label] = (time.perf_counter() - t0) / total
-        results[label] = summary
-        if summary.mae > 0.5:
-            # For a map in [0, 1] and a binary mask, MAE against the other polarity is 1 - MAE.
-            warn(
-                f"{label}: MAE {summary.mae:.2f} means the maps mostly say the opposite of the masks; "
-                f"if the masks mark in-focus pixels {mask_in_focus.other().value}, pass --mask-in-focus {mask_in_focus.other().value} (MAE would be {1 - summary.mae:.2f})"
-            )
+    results, timings = _score_methods(methods, data, mask_in_focus, stems, total, per_image)
     be.close()
     if plot is not None:
         plot_pr(results, plot)
@@ -274,19 +230,49 @@ def eval_(
     doc = {label: {**s.as_dict(), "seconds_per_image": timings[label]} for label, s in results.items()}
     if json_out:
         print(json.dumps(doc, indent=2))
-        return
-    t = Table(title=f"{data.name}: {total} images, native mask size")
-    for col in ("method", "MAE", "F-beta (mean P/R)", "F-beta (mean per image)", "max F", "precision", "recall", "s/image"):
+    else:
+        print_eval_table(doc, f"{data.name}: {total} images, native mask size, {protocol} protocol", protocol)
+
+
+# The columns each --protocol shows: (heading, key in the scores).
+PROTOCOL_COLUMNS = {
+    "paper": [("MAE", "mae"), ("F-beta (mean P/R)", "f_beta"), ("F-beta (mean per image)", "f_beta_mean"), ("max F", "max_f"), ("precision", "precision"), ("recall", "recall")],
+    "ddffnet": [("MAE", "mae"), ("F-beta blurred @0.5 (mean per image)", "f_beta_blurred")],
+}
+
+
+def _score_methods(methods: dict[str, Any], data: Path, polarity: MaskPolarity, stems: Any, total: int, per_image: Optional[Path]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each method over the set with a progress bar; warns when the maps look inverted."""
+    from bench.evaluate import evaluate_folder
+    from runtime.datasets import DatasetError
+
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for label, predict in methods.items():
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            t0 = time.perf_counter()
+            try:
+                summary, _ = evaluate_folder(data, polarity, stems, predict, per_image if label.startswith("dbd-rt") else None, on_image=lambda _s: progress.advance(task))
+            except DatasetError as exc:
+                raise fail(str(exc)) from None
+            timings[label] = (time.perf_counter() - t0) / total
+        results[label] = summary
+        if summary.mae > 0.5:
+            # For a map in [0, 1] and a binary mask, MAE against the other polarity is 1 - MAE.
+            other = polarity.other().value
+            warn(
+                f"{label}: MAE {summary.mae:.2f} means the maps mostly say the opposite of the masks; "
+                f"if the masks mark in-focus pixels {other}, pass --mask-in-focus {other} (MAE would be {1 - summary.mae:.2f})"
+            )
+    return results, timings
+
+
+def print_eval_table(doc: dict[str, Any], title: str, protocol: str) -> None:
+    t = Table(title=title)
+    columns = PROTOCOL_COLUMNS[protocol]
+    for col in ("method", *(c for c, _ in columns), "s/image"):
         t.add_column(col)
     for label, d in doc.items():
-        t.add_row(
-            label,
-            f"{d['mae']:.4f}",
-            f"{d['f_beta']:.4f}",
-            f"{d['f_beta_mean']:.4f}",
-            f"{d['max_f']:.4f}",
-            f"{d['precision']:.4f}",
-            f"{d['recall']:.4f}",
-            f"{d['seconds_per_image']:.3f}",
-        )
+        t.add_row(label, *(f"{d[k]:.4f}" for _, k in columns), f"{d['seconds_per_image']:.3f}")
     Console().print(t)

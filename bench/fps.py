@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runtime.backends import Backend, infer
+from runtime.backends import Backend, BackendOptions, infer, open_backend
 from runtime.overlay import OverlayStyle, View
 from runtime.overlay_i420 import view_size
 from runtime.pipeline import VIDEO_IMGSZ, model_size_for, resize_for_model
-from runtime.video_io import VideoReader, VideoWriter, probe_video
+from runtime.video_io import VideoReader, VideoWriter, probe_video, read_frames
 from runtime.video_job import process_video
 
 
@@ -160,4 +162,65 @@ def result_row(
         "stages_total_ms": seq_ms,
         "e2e_fps": e2e_fps,
         "frames_in_flight": frames_in_flight,
+    }
+
+
+@dataclass(frozen=True)
+class FpsPlan:
+    """One dbd-bench fps run: which models on which backends, on what clip, measured how."""
+
+    models: list[tuple[Path, str]]  # (model file, backend name); ratios are against the first
+    clip: Path
+    cfg: FpsConfig
+    options: BackendOptions  # frames_in_flight applies to the threaded pipeline only
+    pipeline: bool = True
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) for the size sweep
+    views: list[View] = field(default_factory=list)
+
+
+def measure(plan: FpsPlan, folder: Path, on_step: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """The whole run as one JSON-able document: network latency of every backend (interleaved),
+    their pipelines, and the size sweep for the first."""
+    from bench.machine import machine_info
+
+    single = dataclasses.replace(plan.options, frames_in_flight=1)
+    backends: list[Backend] = []
+    try:
+        for path, name in plan.models:
+            backends.append(open_backend(path, name, single))
+            on_step(f"measuring {name} ({path.name})")
+        probe = probe_video(plan.clip)
+        frame = read_frames(plan.clip, count=1)[0]
+        rows = []
+        for b, lat, (path, name) in zip(backends, network_latency(backends, frame, plan.cfg), plan.models):
+            stages = seq_ms = e2e = None
+            in_flight = b.in_flight
+            if plan.pipeline:
+                threaded = open_backend(path, name, plan.options)
+                try:
+                    stages, seq_ms, e2e = pipeline_stages(b, plan.clip, plan.cfg, threaded_backend=threaded)
+                    in_flight = threaded.in_flight
+                finally:
+                    threaded.close()
+            rows.append(result_row(b, lat, stages, seq_ms, e2e, plan.cfg, frame.shape[:2], in_flight))
+        sweep = []
+        if plan.sizes:
+            path, name = plan.models[0]
+
+            def video_backend(sequential: bool) -> Backend:
+                return open_backend(path, name, single if sequential else plan.options)
+
+            sweep = size_sweep(video_backend, plan.sizes, plan.views, plan.cfg, folder, on_step=lambda m: on_step(f"sweep: {m}"))
+    finally:
+        for b in backends:
+            b.close()
+    for r in rows:
+        r["ratio_fps"] = r["fps"] / rows[0]["fps"]
+        r["ratio_e2e_fps"] = r["e2e_fps"] / rows[0]["e2e_fps"] if r["e2e_fps"] and rows[0]["e2e_fps"] else None
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "video": {"path": str(plan.clip), "width": probe.width, "height": probe.height, "fps": float(probe.rate), "view": plan.cfg.view.value},
+        "results": rows,
+        "sizes": sweep,
+        "machine": machine_info(),
     }

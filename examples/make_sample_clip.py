@@ -1,6 +1,6 @@
 """Rebuild runtime/samples/cuhk_pan.mp4: a slow pan and zoom over three CUHK validation photos.
 
-Run: python examples/make_sample_clip.py ../shared/data/cuhk_dbd
+Run: python examples/make_sample_clip.py data/cuhk_dbd   (dbd-prepare cuhk writes that folder)
 The photos are from the seeded validation split (seed 0, 10 %), so the shipped model never trained
 on them. CUHK images are for research use (see MODEL_CARD.md).
 """
@@ -29,4 +29,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/cuhk_dbd"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "data/cuhk_dbd"))

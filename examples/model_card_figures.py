@@ -1,6 +1,6 @@
 """Make the model card's pictures: best and worst validation photos, and README's demo picture.
 
-Run: python examples/model_card_figures.py ../shared/data/cuhk_dbd trainer/checkpoints/dbd_lite0_320/val.txt
+Run: python examples/model_card_figures.py data/cuhk_dbd trainer/checkpoints/dbd_lite0_320/val.txt
 Each row: photo | ground truth (white = in focus) | in-focus probability | depth (near = bright).
 """
 

@@ -69,6 +69,15 @@ class ImageScores:
     f_beta: float
     curve_precision: np.ndarray = field(repr=False)
     curve_recall: np.ndarray = field(repr=False)
+    f_beta_blurred: float = 0.0  # D-DFFNet's protocol: the blurred class at a fixed 0.5 threshold
+
+
+def blurred_f_beta(pred: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> float:
+    """F-beta (beta^2 = 0.3) of the *blurred* class, the map binarised at a fixed threshold: the
+    protocol of D-DFFNet (Jin et al., "Depth and DOF Cues Make A Better Defocus Blur Detector",
+    ICME 2023), averaged per image. `pred` is the in-focus probability, `mask` True = in focus."""
+    p, r = precision_recall(pred < threshold, ~mask.astype(bool))
+    return float(f_beta(p, r))
 
 
 def focus_png(pred: np.ndarray) -> np.ndarray:
@@ -94,7 +103,7 @@ def score_image(pred: np.ndarray, mask: np.ndarray) -> ImageScores:
     mask = mask.astype(bool)
     p, r = precision_recall(pred >= adaptive_threshold(pred), mask)
     cp, cr = curve_counts(pred, mask)
-    return ImageScores(mae(pred, mask), p, r, float(f_beta(p, r)), cp, cr)
+    return ImageScores(mae(pred, mask), p, r, float(f_beta(p, r)), cp, cr, blurred_f_beta(pred, mask))
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,8 @@ class DatasetScores:
       images (the paper's protocol); `f_beta_mean` is the mean of per-image F instead.
     - `max_f`: the largest F over the 255 thresholds, each F from the mean P and R at that threshold.
     - `pr_precision` / `pr_recall`: the mean precision-recall curve over those thresholds.
+    - `f_beta_blurred`: mean per image of the blurred class's F-beta at a 0.5 threshold (D-DFFNet's
+      protocol; see blurred_f_beta).
     """
 
     images: int
@@ -117,9 +128,10 @@ class DatasetScores:
     max_f: float
     pr_precision: np.ndarray = field(repr=False)
     pr_recall: np.ndarray = field(repr=False)
+    f_beta_blurred: float = 0.0
 
     def as_dict(self) -> dict[str, float | int]:
-        return {k: getattr(self, k) for k in ("images", "mae", "precision", "recall", "f_beta", "f_beta_mean", "max_f")}
+        return {k: getattr(self, k) for k in ("images", "mae", "precision", "recall", "f_beta", "f_beta_mean", "max_f", "f_beta_blurred")}
 
 
 class ScoreAccumulator:
@@ -150,4 +162,5 @@ class ScoreAccumulator:
             max_f=float(np.max(f_beta(cp, cr))),
             pr_precision=cp,
             pr_recall=cr,
+            f_beta_blurred=float(np.mean([s.f_beta_blurred for s in self.scores])),
         )

@@ -88,3 +88,16 @@ def test_confident_map_of_a_large_region_is_scored_as_its_saved_png():
     assert (s.precision, s.recall) == (1.0, 1.0)
     assert s.f_beta == pytest.approx(1.0)
     assert s.mae == pytest.approx(0.0)
+
+
+def test_blurred_class_f_beta_at_a_fixed_threshold():
+    from runtime.metrics import blurred_f_beta
+
+    mask = np.zeros((4, 4), bool)
+    mask[:, :2] = True  # left half in focus, right half blurred
+    perfect = mask.astype(np.float32)
+    assert blurred_f_beta(perfect, mask) == pytest.approx(1.0)
+    assert blurred_f_beta(1 - perfect, mask) == pytest.approx(0.0)
+    half = perfect.copy()
+    half[:2, 2:] = 0.9  # half the blurred pixels called in focus: precision 1, recall 0.5
+    assert blurred_f_beta(half, mask) == pytest.approx(1.3 * 0.5 / (0.3 + 0.5))

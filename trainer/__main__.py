@@ -7,5 +7,9 @@ def main() -> None:
     launch("trainer.cli", "dbd-train")
 
 
+def prepare() -> None:
+    launch("trainer.prepare", "dbd-prepare")
+
+
 if __name__ == "__main__":
     main()

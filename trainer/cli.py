@@ -14,7 +14,7 @@ import typer
 
 from runtime.console import fail
 from runtime.datasets import MaskPolarity
-from trainer.config import BACKBONES, DECODER_PRESETS, parse_floats, parse_hw_text, parse_ints
+from trainer.config import BACKBONES, DECODER_PRESETS, TrainConfig, parse_floats, parse_hw_text, parse_ints
 
 app = typer.Typer(add_completion=False, help="Train the defocus blur detection network with depth distillation.")
 
@@ -94,51 +94,12 @@ def main(
     json_out: Annotated[bool, _option("Print the final epoch's record as JSON on stdout.", RUN, "--json")] = False,
 ) -> None:
     """Train; MODEL_CARD.md gives the shipped model's exact commands."""
+    options = dict(locals())  # every option by name, before anything else is defined here
     from runtime.datasets import DatasetError
-    from trainer.config import TrainConfig
     from trainer.encoder import PretrainedWeightsUnavailable
 
     try:
-        cfg = TrainConfig(
-            out=str(out),
-            data=str(data) if data else None,
-            synthetic=synthetic,
-            mask_in_focus=mask_in_focus.value,
-            train_list=str(train_list) if train_list else None,
-            val_list=str(val_list) if val_list else None,
-            val_fraction=val_fraction,
-            skip_bad=skip_bad,
-            teacher=str(teacher) if teacher else None,
-            teacher_near=teacher_near.value,
-            teacher_cache=str(teacher_cache),
-            teacher_size=_parsed(parse_hw_text, teacher_size, "--teacher-size") if teacher_size else None,
-            teacher_layout=teacher_layout,
-            teacher_mean=_parsed(parse_floats, teacher_mean, "--teacher-mean"),  # type: ignore[arg-type]
-            teacher_std=_parsed(parse_floats, teacher_std, "--teacher-std"),  # type: ignore[arg-type]
-            teacher_output=teacher_output,
-            backbone=backbone.value,
-            decoder=decoder.value,
-            pretrained=pretrained is Pretrained.imagenet,
-            epochs=epochs,
-            batch=batch,
-            lr=lr,
-            decoder_lr_mult=decoder_lr_mult,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            gamma=gamma,
-            defocus_loss=defocus_loss.value,
-            alpha=alpha,
-            beta=beta,
-            train_size=train_size,
-            seed=seed,
-            workers=workers,
-            device=device,
-            amp=amp,
-            max_steps_per_epoch=max_steps_per_epoch,
-            stop_after_epochs=stop_after_epochs,
-            init=str(init) if init else None,
-            multiscale=_parsed(parse_ints, multiscale, "--multiscale") if multiscale else (),
-        )
+        cfg = config_from_options(options)
         if resume is not None:
             saved = resume / "config.json" if resume.is_dir() else resume.parent / "config.json"
             if saved.is_file():
@@ -154,6 +115,21 @@ def main(
         raise fail(str(exc)) from None
     if json_out:
         print(json.dumps(summary))
+
+
+def config_from_options(options: dict[str, object]) -> TrainConfig:
+    """The typed TrainConfig from the command's option values: enums to their values, paths to
+    strings, "HxW" and comma lists parsed here, at the boundary."""
+
+    o = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
+    for key in ("data", "train_list", "val_list", "teacher", "init", "teacher_cache", "out"):
+        o[key] = str(o[key]) if o[key] is not None else None
+    o["pretrained"] = o["pretrained"] == Pretrained.imagenet.value
+    o["teacher_size"] = _parsed(parse_hw_text, o["teacher_size"], "--teacher-size") if o["teacher_size"] else None
+    o["teacher_mean"] = _parsed(parse_floats, o["teacher_mean"], "--teacher-mean")
+    o["teacher_std"] = _parsed(parse_floats, o["teacher_std"], "--teacher-std")
+    o["multiscale"] = _parsed(parse_ints, o["multiscale"], "--multiscale") if o["multiscale"] else ()
+    return TrainConfig(**{k: v for k, v in o.items() if k not in ("resume", "json_out")})
 
 
 def _parsed(parse, text: str, option: str):  # type: ignore[no-untyped-def]

@@ -329,14 +329,45 @@ def train_epoch(model: torch.nn.Module, loader: Any, opt: torch.optim.Optimizer,
     return stats
 
 
-def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None = None) -> dict[str, Any]:
-    """Train and return the final epoch's record; the run folder is written on rank 0."""
-    console = console or Console(stderr=True)
+def setup_device(cfg: TrainConfig) -> tuple[torch.device, DistInfo]:
+    """The device this process trains on, and its place in a distributed run."""
     device = pick_device(cfg.device)
     info = init_distributed(device)
     if device.type == "cuda" and info.world > 1:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
+    return device, info
+
+
+def count_steps(samples: int, cfg: TrainConfig, info: DistInfo) -> int:
+    """Optimiser steps per epoch for this process (full batches only)."""
+    steps = len(epoch_order(samples, cfg.seed, 0, info.rank, info.world, cfg.batch)) // cfg.batch
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    if steps == 0:
+        raise ValueError(f"{samples} training images are fewer than one batch of {cfg.batch} per process")
+    return steps
+
+
+def close_epoch(net: DefocusDepthNet, opt: torch.optim.Optimizer, cfg: TrainConfig, val: Sequence[Sample], state: RunState, run: RunFolder, record: dict[str, Any]) -> bool:
+    """Validate, then save and log the epoch (rank 0); returns whether it is the best so far."""
+    is_best = True
+    if val:
+        scores = evaluate(net, val, cfg.train_size, next(net.parameters()).device)
+        record.update({f"val_{k}": v for k, v in scores.as_dict().items()})
+        is_best = scores.f_beta > state.best_f
+        state.best_f = max(state.best_f, scores.f_beta)
+    payload = {"version": CHECKPOINT_VERSION, "model": net.state_dict(), "model_config": json.dumps(cfg.model_config().to_dict()), "optimizer": opt.state_dict()}
+    payload |= {"epoch": state.epoch, "step": state.step, "best_f": state.best_f, "torch_rng": torch.get_rng_state(), "metrics": json.dumps(record)}
+    run.save_checkpoint(payload, best=is_best)
+    run.log(record)
+    return is_best
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+    """Train and return the final epoch's record; the run folder is written on rank 0."""
+    console = console or Console(stderr=True)
+    device, info = setup_device(cfg)
     torch.manual_seed(cfg.seed)
     log = console if info.main else Console(quiet=True)
     run = RunFolder(Path(cfg.out), write=info.main)
@@ -352,11 +383,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     dataset = AugmentedDataset(data.train, AugmentConfig(size=cfg.train_size), cfg.seed)
-    steps_per_epoch = len(epoch_order(len(dataset), cfg.seed, 0, info.rank, info.world, cfg.batch)) // cfg.batch
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(dataset)} training images are fewer than one batch of {cfg.batch} per process")
+    steps_per_epoch = count_steps(len(dataset), cfg, info)
     total_steps = steps_per_epoch * cfg.epochs
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
     run.write_config(
@@ -398,27 +425,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
                 "epoch_s": epoch_time,
             }
             if info.main:
-                is_best = True
-                if data.val:
-                    scores = evaluate(net, data.val, cfg.train_size, device)
-                    record.update({f"val_{k}": v for k, v in scores.as_dict().items()})
-                    is_best = scores.f_beta > state.best_f
-                    state.best_f = max(state.best_f, scores.f_beta)
-                run.save_checkpoint(
-                    {
-                        "version": CHECKPOINT_VERSION,
-                        "model": net.state_dict(),
-                        "model_config": json.dumps(cfg.model_config().to_dict()),
-                        "optimizer": opt.state_dict(),
-                        "epoch": state.epoch,
-                        "step": state.step,
-                        "best_f": state.best_f,
-                        "torch_rng": torch.get_rng_state(),
-                        "metrics": json.dumps(record),
-                    },
-                    best=is_best,
-                )
-                run.log(record)
+                is_best = close_epoch(net, opt, cfg, data.val, state, run, record)
                 val = f" val MAE {record['val_mae']:.4f} F-beta {record['val_f_beta']:.4f}" if data.val else ""
                 progress.console.print(
                     f"epoch {state.epoch}/{cfg.epochs}: loss {record['loss']:.4f}{val} {record['images_per_s']:.1f} img/s {epoch_time:.0f}s{' (best)' if is_best and data.val else ''}"
