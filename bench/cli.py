@@ -276,3 +276,33 @@ def print_eval_table(doc: dict[str, Any], title: str, protocol: str) -> None:
     for label, d in doc.items():
         t.add_row(label, *(f"{d[k]:.4f}" for _, k in columns), f"{d['seconds_per_image']:.3f}")
     Console().print(t)
+
+
+@app.command("batch")
+def batch_(
+    clips: int = typer.Option(20, min=1, help="Short clips to generate (2 s of 640x480 each, from the bundled photos)."),
+    photos: int = typer.Option(50, min=0, help="Photos to generate (640x480)."),
+    workers: str = typer.Option("1,2", help="Local worker counts to measure, comma-separated."),
+    ray: bool = typer.Option(True, "--ray/--no-ray", help="Also run the largest worker count on a local Ray (the cluster extra), for its overhead."),
+    video: bool = typer.Option(True, "--video/--no-video", help="Write overlay videos (as dbd-rt batch does by default)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the table as JSON on stdout."),
+) -> None:
+    """Throughput of dbd-rt batch (frames/s and files/min) per worker count, and Ray's overhead
+    against local workers on the same inputs, in one run."""
+    from bench.batch import batch_throughput
+
+    try:
+        counts = [int(w) for w in workers.split(",")]
+    except ValueError:
+        raise fail(f"--workers takes counts such as 1,2, got {workers!r}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = batch_throughput(Path(tmp), clips, photos, counts, ray, video, on_step=say)
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table(title=f"dbd-rt batch: {clips} clips of 60 frames + {photos} photos")
+    for col in ("runner", "workers", "seconds", "frames/s", "files/min", "x first"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["runner"], str(r["workers"]), f"{r['seconds']:.1f}", f"{r['frames_per_s']:.1f}", f"{r['files_per_min']:.1f}", f"{r['ratio']:.2f}")
+    Console().print(t)

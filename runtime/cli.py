@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from runtime.backends import Backend, BackendError, BackendOptions, open_backend
 from runtime.console import EXIT_BAD_INPUT, err, error, fail, note, say, warn
-from runtime.interrupts import exit_code
+from runtime.interrupts import exit_code, signal_name
 from runtime.model_info import ModelError
 from runtime.overlay import COLORMAPS, OverlayStyle, View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ, FrameProcessor, Renderer, StageTimes
@@ -322,6 +323,121 @@ def image(
         print(json.dumps({"images": len(files), "failed": [p for p, _ in result.failed], "written": result.written}))
     if result.failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[Path], typer.Argument(help="Videos, photos, folders (searched recursively) or manifests (.txt: one path a line).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every output, a focus report per input, summary.json and summary.csv.")],
+    no_video: Annotated[bool, typer.Option("--no-video", help="Analyse only: focus reports, no overlay videos.")] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes (0 = auto: one for TensorRT, else one per CPU core, each with one network thread).")] = 0,
+    cluster: Annotated[
+        Optional[str], typer.Option(help="Run on a Ray cluster: its address, auto (the one this machine is part of) or local (start one here); needs the cluster extra.")
+    ] = None,
+    gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="GPUs each Ray worker asks for (tensorrt/torch on GPU nodes: 1).")] = 0.0,
+    roi: Annotated[Optional[str], typer.Option(help="Region whose focus decides a soft frame, X,Y,W,H in frame pixels (default: the centre third).")] = None,
+    soft_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="A frame is soft when its region's mean in-focus probability is below this.")] = 0.4,
+    model: ModelOpt = None,
+    backend: BackendOpt = BackendName.auto,
+    imgsz: VideoImgszOpt = VIDEO_IMGSZ,
+    photo_imgsz: Annotated[int, typer.Option(min=32, help="Short side of the network input for photos.", rich_help_panel=MODEL)] = PHOTO_IMGSZ,
+    gpu: GpuOpt = 0,
+    view: ViewOpt = View.overlay,
+    alpha: AlphaOpt = 0.5,
+    hud: Annotated[bool, typer.Option("--hud/--no-hud", help="Draw fps and latency on the videos.", rich_help_panel=VIEWS)] = False,
+    preset: Annotated[str, typer.Option(help=f"x264 speed preset ({', '.join(X264_PRESETS)}).")] = DEFAULT_PRESET,
+    json_out: JsonOpt = False,
+) -> None:
+    """Many files: overlay videos and a focus report per input (which shots are soft, and when),
+    resumable, on local worker processes or a Ray cluster.
+
+    Exit codes: 0 all done or already done, 3 some inputs failed (summary.csv says why), 2 bad
+    arguments, 130/143 interrupted (finished files stay finished; run again to do the rest)."""
+    from runtime.backends import choose_backend, resolve_model
+    from runtime.backends.onnxruntime_backend import default_threads
+    from runtime.batch_job import EXIT_SOME_FAILED, BatchOptions, collect_inputs, default_workers, finished_result, run_local, run_on_ray, write_summary
+    from runtime.focus_report import ReportConfig
+    from runtime.photo_job import PhotoError
+
+    try:
+        region = tuple(int(v) for v in roi.split(",")) if roi else None
+        if region is not None and (len(region) != 4 or min(region[2:]) <= 0):
+            raise ValueError
+    except ValueError:
+        raise fail(f"--roi takes X,Y,W,H in pixels, got {roi!r}") from None
+    check_output_folder(out)
+    try:
+        model_path = resolve_model(model, choose_backend(model, backend.value))
+    except (ModelError, BackendError) as exc:
+        raise fail(str(exc)) from None
+    count = workers or default_workers(backend.value)
+    options = BatchOptions(
+        model=str(model_path),
+        backend=backend.value,
+        gpu=gpu,
+        threads=max(1, default_threads() // count),
+        video_imgsz=imgsz,
+        photo_imgsz=photo_imgsz,
+        style=make_style(view, alpha, "inferno", "viridis", hud),
+        write_video=not no_video,
+        preset=preset,
+        report=ReportConfig(region, soft_threshold),  # type: ignore[arg-type]
+    )
+    import hashlib
+
+    fingerprint = options.fingerprint(hashlib.sha256(model_path.read_bytes()).hexdigest())
+    items, results = collect_inputs(inputs)
+    for r in results:
+        error(r.reason)
+    todo = []
+    for item in items:
+        done = finished_result(out, item, fingerprint)
+        if done:
+            results.append(done)
+        else:
+            todo.append(item)
+    skipped, unusable = sum(r.status == "skipped" for r in results), sum(r.status == "failed" for r in results)
+    say(f"{len(todo)} to do, {skipped} already done, {unusable} unusable; {count} worker{'s' if count > 1 else ''}{' on Ray' if cluster else ''}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0, interrupted = time.perf_counter(), None
+    try:
+        run = run_on_ray(todo, options, out, fingerprint, count, cluster, gpus_per_worker) if cluster else run_local(todo, options, out, fingerprint, count)
+        with _batch_progress() as progress:
+            task = progress.add_task("batch", total=len(todo), frames=0, fps=0.0)
+            frames = 0
+            for result in run:
+                results.append(result)
+                frames += result.frames if result.status == "done" else 0
+                if result.status == "failed":
+                    error(result.reason)
+                progress.update(task, advance=1, frames=frames, fps=frames / (time.perf_counter() - t0))
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+    except (BackendError, PhotoError) as exc:
+        raise fail(str(exc)) from None
+    doc = write_summary(out, results, time.perf_counter() - t0, options)
+    say(
+        f"done {doc['done']}, already done {doc['skipped']}, failed {doc['failed']} of {len(results)} inputs ({doc['frames']} frames in {doc['seconds']:.1f} s); {out / 'summary.csv'}"
+    )
+    if json_out:
+        print(json.dumps(doc))
+    if interrupted is not None:
+        warn(f"interrupted ({signal_name(interrupted)}): {doc['done']} files finished stay finished; run the same command again for the rest")
+        raise typer.Exit(exit_code(interrupted))
+    if doc["failed"]:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _batch_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files, {task.fields[frames]} frames, {task.fields[fps]:.1f} fps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
 
 
 @app.command()

@@ -56,3 +56,23 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's live process
     return True
+
+
+def unique_names(candidates: list[tuple[Path, str]]) -> dict[Path, str]:
+    """A distinct output name per input, from (input, preferred name): the preferred one, or with
+    the input's suffix added where names are shared (shot.jpg, shot.png -> shot-jpg, shot-png), or
+    a counter after that."""
+    from collections import Counter
+
+    counts = Counter(name for _, name in candidates)
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for path, name in candidates:
+        if counts[name] > 1:
+            name = f"{name}-{path.suffix.lstrip('.').lower()}"
+        base, n = name, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        names[path] = name
+    return names

@@ -8,7 +8,6 @@ photo on screen. Output names come from the input's stem; inputs that share one 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 
 from runtime.datasets import IMAGE_SUFFIXES
-from runtime.files import write_atomically
+from runtime.files import unique_names, write_atomically
 from runtime.metrics import focus_png
 from runtime.pipeline import FrameProcessor, Renderer
 
@@ -51,17 +50,7 @@ def collect_images(paths: list[Path]) -> list[Path]:
 
 def output_names(files: list[Path]) -> dict[Path, str]:
     """A distinct output name per input: its stem, or stem-suffix where stems are shared."""
-    stems = Counter(f.stem for f in files)
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for f in files:
-        name = f.stem if stems[f.stem] == 1 else f"{f.stem}-{f.suffix.lstrip('.').lower()}"
-        base, n = name, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        names[f] = name
-    return names
+    return unique_names([(f, f.stem) for f in files])
 
 
 def read_photo(path: Path) -> np.ndarray | None:
