@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+import cv2
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -297,12 +299,132 @@ def batch_(
         raise fail(f"--workers takes counts such as 1,2, got {workers!r}") from None
     with tempfile.TemporaryDirectory() as tmp:
         rows = batch_throughput(Path(tmp), clips, photos, counts, ray, video, on_step=say)
+    _print_rows(
+        rows,
+        json_out,
+        f"dbd-rt batch: {clips} clips of 60 frames + {photos} photos",
+        ("runner", "workers", "seconds", "frames/s", "files/min", "x first"),
+        lambda r: [r["runner"], str(r["workers"]), f"{r['seconds']:.1f}", f"{r['frames_per_s']:.1f}", f"{r['files_per_min']:.1f}", f"{r['ratio']:.2f}"],
+    )
+
+
+def _print_rows(rows: list[dict[str, Any]], json_out: bool, title: str, columns: tuple[str, ...], cells: Callable[[dict[str, Any]], list[str]]) -> None:
+    """The rows as JSON on stdout (--json), else as a table."""
     if json_out:
         print(json.dumps(rows, indent=2))
         return
-    t = Table(title=f"dbd-rt batch: {clips} clips of 60 frames + {photos} photos")
-    for col in ("runner", "workers", "seconds", "frames/s", "files/min", "x first"):
-        t.add_column(col)
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
     for r in rows:
-        t.add_row(r["runner"], str(r["workers"]), f"{r['seconds']:.1f}", f"{r['frames_per_s']:.1f}", f"{r['files_per_min']:.1f}", f"{r['ratio']:.2f}")
-    Console().print(t)
+        table.add_row(*cells(r))
+    Console().print(table)
+
+
+@app.command("flicker")
+def flicker_(
+    video: Optional[list[Path]] = typer.Option(None, help="Also measure these clips (repeatable); the bundled pan and two generated clips are always measured."),
+    smooth: float = typer.Option(0.7, min=0.05, max=0.95, help="Smoothing strength compared against none (dbd-rt's --smooth)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model (default: the embedded one)."),
+    imgsz: int = typer.Option(VIDEO_IMGSZ, min=32, help="Short side of the network input, as dbd-rt video uses."),
+    threads: int = typer.Option(0, help="CPU threads (0 = all available)."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw the near plane's score over the focus pull, with and without smoothing, to this PNG."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON on stdout."),
+) -> None:
+    """How steady the maps are over time, with and without temporal smoothing, and whether the
+    smoothed map still follows a real focus change.
+
+    Clips: static (a bundled photo with fresh sensor noise each frame: every change is flicker),
+    pan (the bundled clip: flicker measured after optical-flow motion compensation), and focus
+    pull (a sharp photo crop held in front of another photo; a thin lens focused on one plane blurs
+    the other, and focus jumps near -> far -> near every 30 frames at 30 fps)."""
+    from bench.flicker import focus_pull_clip, measure, pull_chart, static_clip
+    from runtime.files import write_atomically
+    from runtime.smoothing import SmoothingConfig
+    from runtime.video_io import read_frames
+
+    try:
+        be = open_backend(model, "onnxruntime", BackendOptions(threads=threads, frames_in_flight=1))
+    except (ModelError, BackendError) as exc:
+        raise fail(str(exc)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = read_frames(SAMPLE_CLIP, indices=(30, 90, 150))
+        clips = {"static": static_clip(Path(tmp) / "static.mp4", photos[2]), "pan": SAMPLE_CLIP}
+        for v in video or []:
+            if not v.is_file():
+                raise fail(f"{v}: no such file")
+            clips[v.name] = v
+        pull = focus_pull_clip(Path(tmp) / "pull.mp4", photos[0], photos[2])
+        try:
+            rows, traces = measure(be, clips, pull, SmoothingConfig(strength=smooth), imgsz)
+        except VideoError as exc:
+            raise fail(str(exc)) from None
+        finally:
+            be.close()
+    if plot is not None:
+        chart = pull_chart(traces)
+        write_atomically(plot, lambda tmp: cv2.imwrite(str(tmp), chart))
+        say(f"wrote {plot}")
+
+    def cells(r: dict[str, Any]) -> list[str]:
+        if "raw" in r:
+            return [r["clip"] + (f" ({r['cuts']} cuts)" if r["cuts"] else ""), r["smoothing"], f"{r['raw']:.5f}", f"{r['compensated']:.5f}", "", ""]
+        stages = " -> ".join(f"{v:.2f}" for v in r["near_plane_score"])
+        return [r["clip"], r["smoothing"], f"{r['score_flicker']:.5f} (score)", "", stages, ", ".join(map(str, r["lag_frames"]))]
+
+    _print_rows(
+        rows,
+        json_out,
+        f"Map flicker (mean |change| per frame of the in-focus probability; scene cuts left out) and focus following, smoothing {smooth:g} vs off",
+        ("clip", "smoothing", "flicker raw", "after motion comp.", "near-plane score by stage", "lag (frames)"),
+        cells,
+    )
+
+
+@app.command("webcam")
+def webcam_(
+    views: str = typer.Option("overlay,peaking,focus-plane", help="Views to measure, comma-separated."),
+    smooth: str = typer.Option("0,0.7", help="Smoothing strengths to measure for each view (0 = off)."),
+    assist: bool = typer.Option(True, "--assist/--no-assist", help="Also measure the first view with a region of interest and the magnifier."),
+    frames: int = typer.Option(150, min=10, help="Frames shown per run."),
+    rounds: int = typer.Option(3, min=1, help="Round-robin runs per setting (medians reported)."),
+    threads: int = typer.Option(0, help="CPU threads (0 = all available)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model (default: the embedded one)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON on stdout."),
+) -> None:
+    """End-to-end fps of the live loop (dbd-rt webcam) per view and smoothing, with a 60 fps
+    640x480 camera stood in for by a clip of the bundled photos played at that rate."""
+    from bench.webcam import LiveSetting, camera_clip, measure_live
+
+    try:
+        chosen = [View(v.strip()) for v in views.split(",")]
+        strengths = [float(s) for s in smooth.split(",")]
+    except ValueError as exc:
+        raise fail(f"--views or --smooth: {exc}") from None
+    settings = [LiveSetting(v, s, False) for v in chosen for s in strengths]
+    if assist:
+        settings.append(LiveSetting(chosen[0], strengths[-1], True))
+    try:
+        be = open_backend(model, "onnxruntime", BackendOptions(threads=threads))
+    except (ModelError, BackendError) as exc:
+        raise fail(str(exc)) from None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            rows = measure_live(camera_clip(Path(tmp)), be, settings, frames, rounds, on_step=say)
+        finally:
+            be.close()
+    _print_rows(
+        rows,
+        json_out,
+        f"dbd-rt webcam, 640x480 camera at 60 fps: medians of {rounds} round-robin runs of {frames} frames",
+        ("view", "smooth", "region + magnifier", "fps", "x first", "post ms", "draw ms"),
+        lambda r: [
+            r["view"],
+            f"{r['smooth']:g}",
+            "yes" if r["assist"] else "",
+            f"{r['fps']:.1f}",
+            f"{r['ratio']:.2f}",
+            f"{r['stages_ms'].get('postprocess', 0):.1f}",
+            f"{r['stages_ms'].get('overlay', 0):.1f}",
+        ],
+    )

@@ -35,6 +35,7 @@ from runtime.model_info import ModelError
 from runtime.overlay import OverlayStyle
 from runtime.photo_job import PhotoError, read_photo, write_png
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ, FrameProcessor, FrameResult, Renderer, StageTimes
+from runtime.smoothing import SmoothingConfig
 from runtime.video_io import DEFAULT_PRESET, VideoError, probe_video
 from runtime.video_job import process_video
 
@@ -58,6 +59,7 @@ class BatchOptions:
     write_video: bool = True
     preset: str = DEFAULT_PRESET
     report: ReportConfig = field(default_factory=ReportConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
     def fingerprint(self, model_sha: str) -> str:
         doc = {**asdict(self), "model": model_sha, "threads": None, "gpu": None}  # how it runs is not what it makes
@@ -192,7 +194,9 @@ class BatchWorker:
             report.add(frame_row(float(result.pts * probe.time_base), result.in_focus_model, result.depth_model, frame_hw, self.options.report))
 
         video = self._target(item, f"_{self.options.style.view.value}.mp4") if self.options.write_video else None
-        job = process_video(probe, video, self.backend, self.options.style, on_result=add, preset=self.options.preset, imgsz=self.options.video_imgsz)
+        job = process_video(
+            probe, video, self.backend, self.options.style, on_result=add, preset=self.options.preset, imgsz=self.options.video_imgsz, smoothing=self.options.smoothing
+        )
         if job.interrupted:
             raise KeyboardInterrupt  # a worker never records half a file as finished
         rows, summary, timeline = self._target(item, "_focus.jsonl"), self._target(item, "_focus.json"), self._target(item, "_timeline.png")

@@ -24,8 +24,10 @@ class LatestFrameCapture:
     picture on screen should be as recent as possible, not every frame.
     """
 
-    def __init__(self, camera: CameraLike, max_failures: int = 30) -> None:
+    def __init__(self, camera: CameraLike, max_failures: int = 30, pace: float = 0.0) -> None:
+        """`pace`: seconds between reads, for a file played as a camera (0: as fast as it delivers)."""
         self.camera = camera
+        self.pace = pace
         self.max_failures = max_failures
         self.dropped = 0
         self.captured = 0
@@ -43,7 +45,11 @@ class LatestFrameCapture:
 
     def _run(self) -> None:
         failures = 0
+        due = time.monotonic()
         while not self._stop.is_set():
+            if self.pace:
+                due += self.pace
+                self._stop.wait(max(0.0, due - time.monotonic()))
             ok, frame = self.camera.read()
             if not ok or frame is None:
                 failures += 1

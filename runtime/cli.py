@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -19,11 +20,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from runtime.backends import Backend, BackendError, BackendOptions, open_backend
+from runtime.camera_job import KEYS
 from runtime.console import EXIT_BAD_INPUT, err, error, fail, note, say, warn
+from runtime.focus_assist import AssistConfig, parse_roi
 from runtime.interrupts import exit_code, signal_name
+from runtime.map_writer import MapFormat
 from runtime.model_info import ModelError
-from runtime.overlay import COLORMAPS, OverlayStyle, View
+from runtime.overlay import COLORMAPS, COLORS, FocusThreshold, OverlayStyle, PeakingMode, View
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ, FrameProcessor, Renderer, StageTimes
+from runtime.smoothing import DEFAULT_STRENGTH, SmoothingConfig
 from runtime.video_io import DEFAULT_PRESET, X264_PRESETS, VideoError, check_output_video, probe_video
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time defocus blur detection: what is in focus, and how deep the scene is.")
@@ -37,6 +42,7 @@ class BackendName(str, Enum):
 
 
 Cmap = Enum("Cmap", {c: c for c in COLORMAPS}, type=str)  # type: ignore[misc]
+Color = Enum("Color", {c: c for c in COLORS}, type=str)  # type: ignore[misc]
 
 MODEL = "Model"
 VIEWS = "View"
@@ -67,11 +73,46 @@ VideoImgszOpt = Annotated[
         rich_help_panel=MODEL,
     ),
 ]
-ViewOpt = Annotated[View, typer.Option(help="overlay, side-by-side (frame | in-focus | depth), maps, or mask (in-focus contour).", rich_help_panel=VIEWS)]
+ViewOpt = Annotated[
+    View,
+    typer.Option(
+        help="overlay (heat map), side-by-side (frame | in-focus | depth), maps, mask (in-focus contour), peaking (the in-focus region in --color over grey), or focus-plane (out-of-focus areas coloured nearer / farther than the focal plane).",
+        rich_help_panel=VIEWS,
+    ),
+]
+ColorOpt = Annotated[Color, typer.Option("--color", help="Colour of the peaking view.", rich_help_panel=VIEWS)]  # type: ignore[valid-type]
+ThresholdOpt = Annotated[
+    str,
+    typer.Option(help="Where the peaking and focus-plane views' in-focus region starts: a probability (0.5) or the sharpest share of the frame (20%).", rich_help_panel=VIEWS),
+]
+PeakingOpt = Annotated[
+    PeakingMode,
+    typer.Option(
+        help="fill: tint the in-focus region (flat sharp areas too); edges: the frame's edges inside it, like camera peaking without blurred false edges.", rich_help_panel=VIEWS
+    ),
+]
+MonoOpt = Annotated[bool, typer.Option("--mono/--no-mono", help="Peaking over a greyscale frame (as camera monitors do) or the colour frame.", rich_help_panel=VIEWS)]
+RoiOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Region of interest X,Y,W,H in frame pixels: its focus score on the HUD and a graph of the last seconds (webcam: drag with the mouse).", rich_help_panel=VIEWS
+    ),
+]
+MagnifierOpt = Annotated[bool, typer.Option("--magnifier/--no-magnifier", help="A zoomed inset of the region of interest, or else of the sharpest region.", rich_help_panel=VIEWS)]
+ZoomOpt = Annotated[float, typer.Option(min=1.0, max=16.0, help="Magnifier zoom (frame pixels to screen pixels).", rich_help_panel=VIEWS)]
 AlphaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Opacity of the heat map in the overlay view.", rich_help_panel=VIEWS)]
 FocusCmapOpt = Annotated[Cmap, typer.Option(help="Colour map of the in-focus map.", rich_help_panel=VIEWS)]  # type: ignore[valid-type]
 DepthCmapOpt = Annotated[Cmap, typer.Option(help="Colour map of the depth map (near is bright).", rich_help_panel=VIEWS)]  # type: ignore[valid-type]
 HudOpt = Annotated[bool, typer.Option("--hud/--no-hud", help="Draw fps and latency on the picture.", rich_help_panel=VIEWS)]
+SmoothOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=0.95,
+        help="Temporal smoothing of the maps, 0 = off: small frame-to-frame changes (flicker) keep this share of the running map, carried along by optical flow; real changes show at once.",
+        rich_help_panel=MODEL,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON document on stdout.")]
 
 
@@ -86,8 +127,24 @@ def open_model(model: Optional[Path], backend: BackendName, options: BackendOpti
     return be
 
 
-def make_style(view: View, alpha: float, focus_cmap: Any, depth_cmap: Any, hud: bool) -> OverlayStyle:
-    return OverlayStyle(view=view, alpha=alpha, focus_cmap=_value(focus_cmap), depth_cmap=_value(depth_cmap), hud=hud)
+def make_style(
+    view: View, alpha: float, focus_cmap: Any, depth_cmap: Any, hud: bool, color: Any = "red", threshold: str = "0.5", peaking: PeakingMode = PeakingMode.fill, mono: bool = True
+) -> OverlayStyle:
+    try:
+        level = FocusThreshold.parse(threshold)
+    except ValueError as exc:
+        raise fail(f"--threshold: {exc}" if "range" in str(exc) else f"--threshold takes a probability (0.5) or a share (20%), got {threshold!r}") from None
+    return OverlayStyle(
+        view=view, alpha=alpha, focus_cmap=_value(focus_cmap), depth_cmap=_value(depth_cmap), hud=hud, color=_value(color), threshold=level, peaking=peaking, mono=mono
+    )
+
+
+def make_assist(roi: Optional[str], magnifier: bool = False, zoom: float = 2.0) -> AssistConfig:
+    try:
+        region = parse_roi(roi) if roi else None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return AssistConfig(roi=region, magnifier=magnifier, zoom=zoom)
 
 
 def _value(x: Any) -> str:
@@ -147,8 +204,21 @@ def summary_line(frames: int, seconds: float, stages: dict[str, float]) -> str:
 def video(
     source: Annotated[Path, typer.Argument(help="Input video file (any container FFmpeg reads; rotation metadata and variable frame rates are honoured).")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output video: .mp4, .mov or .mkv, H.264 with the input's audio; written to a temporary name and renamed when complete.")
-    ],
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", help="Output video: .mp4, .mov or .mkv, H.264 with the input's audio; written to a temporary name and renamed when complete. Optional with --save-maps."
+        ),
+    ] = None,
+    save_maps: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Also save both maps of every frame in this folder, frame-accurate (same frames, same times): see --maps-format; maps.json and frames.csv describe them."
+        ),
+    ] = None,
+    maps_format: Annotated[
+        list[MapFormat],
+        typer.Option(help="With --save-maps, repeatable: mkv (16-bit grey FFV1, lossless), mp4 (8-bit grey H.264, plays anywhere), png (16-bit PNG per frame)."),
+    ] = [MapFormat.mkv],  # noqa: B006  (Typer reads list defaults this way)
     model: ModelOpt = None,
     backend: BackendOpt = BackendName.auto,
     threads: ThreadsOpt = 0,
@@ -156,20 +226,36 @@ def video(
     imgsz: VideoImgszOpt = VIDEO_IMGSZ,
     gpu: GpuOpt = 0,
     rebuild: RebuildOpt = False,
+    smooth: SmoothOpt = DEFAULT_STRENGTH,
     view: ViewOpt = View.overlay,
     alpha: AlphaOpt = 0.5,
     focus_cmap: FocusCmapOpt = "inferno",  # type: ignore[assignment]
     depth_cmap: DepthCmapOpt = "viridis",  # type: ignore[assignment]
+    color: ColorOpt = "red",  # type: ignore[assignment]
+    threshold: ThresholdOpt = "0.5",
+    peaking: PeakingOpt = PeakingMode.fill,
+    mono: MonoOpt = True,
+    roi: RoiOpt = None,
+    magnifier: MagnifierOpt = False,
+    zoom: ZoomOpt = 2.0,
     hud: HudOpt = True,
     preset: Annotated[str, typer.Option(help=f"x264 speed preset ({', '.join(X264_PRESETS)}): faster presets leave more CPU to the network.")] = DEFAULT_PRESET,
     json_out: JsonOpt = False,
 ) -> None:
     """Process every frame of a video and write the chosen view, with the input's audio and timing."""
+    from runtime.map_writer import SaveMaps
     from runtime.video_job import process_video
 
     if preset not in X264_PRESETS:
         raise fail(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
-    check_video_output(out, [source])
+    if out is None and save_maps is None:
+        raise fail("give --out for the view video, --save-maps for the maps, or both")
+    if out is not None:
+        check_video_output(out, [source])
+    if save_maps is not None:
+        check_output_folder(save_maps)
+    style = make_style(view, alpha, focus_cmap, depth_cmap, hud, color, threshold, peaking, mono)
+    assist = make_assist(roi, magnifier, zoom)
     try:
         probe = probe_video(source)
     except VideoError as exc:
@@ -186,21 +272,24 @@ def video(
                 probe,
                 out,
                 be,
-                make_style(view, alpha, focus_cmap, depth_cmap, hud),
+                style,
                 on_frame=lambda frames, fps: progress.update(task, completed=frames, fps=fps),
                 on_note=note,
                 preset=preset,
                 imgsz=imgsz,
+                smoothing=SmoothingConfig(strength=smooth),
+                assist=assist,
+                save_maps=SaveMaps(save_maps, tuple(maps_format)) if save_maps is not None else None,
             )
             progress.update(task, completed=result.frames, total=max(result.frames, 1))
     except (VideoError, ModelError) as exc:
         raise fail(str(exc)) from None
     finally:
         be.close()
-    if result.interrupted and result.output is None:
+    if result.interrupted and result.frames == 0:
         error(f"interrupted ({result.interrupted}) before the first frame: nothing written")
     elif result.interrupted:
-        warn(f"interrupted ({result.interrupted}): finished {result.output} cleanly with the {result.frames} frames done so far")
+        warn(f"interrupted ({result.interrupted}): finished {result.output or save_maps} cleanly with the {result.frames} frames done so far")
     say(summary_line(result.frames, result.seconds, result.stages_ms))
     if result.output:
         turned = f", turned upright from a {result.rotation} degree display rotation" if result.rotation else ""
@@ -208,22 +297,38 @@ def video(
             f"wrote {result.output} ({result.codec}, {result.width}x{result.height}, {result.rate:g} fps nominal, frame timing kept"
             f"{', audio copied' if result.audio else ''}{turned}; network input {result.input_size})"
         )
+    if result.maps:
+        say(f"saved the maps of {result.frames} frames in {save_maps}: " + ", ".join(Path(m).name for m in result.maps))
     if json_out:
         print(json.dumps(result.as_dict()))
     if result.interrupted:
         raise typer.Exit(exit_code(result.interrupted))
 
 
-@app.command()
+WEBCAM_HELP = "Live view of a camera, or of a video file played as one (--device clip.mp4).\n\nKeys in the window: " + "; ".join(f"{k} {a}" for k, a in KEYS) + "."
+
+
+@app.command(help=WEBCAM_HELP)
 def webcam(
-    device: Annotated[str, typer.Option(help="Camera index (0), device path (/dev/video0), or a video file played as a camera.")] = "0",
+    device: Annotated[str, typer.Option(help="Camera index (0), device path (/dev/video0), or a video file played as a camera at its own frame rate.")] = "0",
     width: Annotated[int, typer.Option(help="Requested capture width (0 = camera default).")] = 0,
     height: Annotated[int, typer.Option(help="Requested capture height (0 = camera default).")] = 0,
     fps: Annotated[float, typer.Option(help="Requested capture frame rate (0 = camera default).")] = 0.0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also record the view to this .mp4 (each frame at its wall-clock time).")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Record the view from the start to this .mp4 (each frame at its wall-clock time); r starts and stops more.")
+    ] = None,
     show: Annotated[bool, typer.Option("--show/--no-show", help="Show a window; --no-show runs headless.")] = True,
     max_frames: Annotated[int, typer.Option(help="Stop after this many frames (0 = until q/Esc, Ctrl-C or the end of a file).")] = 0,
-    snapshot_dir: Annotated[Path, typer.Option(help="Where the s key saves snapshots.")] = Path("."),
+    realtime: Annotated[
+        bool, typer.Option("--realtime/--no-realtime", help="A file played as a camera: at its own frame rate, or as fast as it decodes (to measure throughput).")
+    ] = True,
+    snapshot_dir: Annotated[Path, typer.Option(help="Where s saves snapshots and r saves recordings.")] = Path("."),
+    keys: Annotated[
+        Optional[str],
+        typer.Option(
+            help='Play keys and drags at given shown frames instead of reading the window, e.g. "10:5 30:drag=100,80,300,240 60:m 90:s 120:q" (demos, screenshots, tests).'
+        ),
+    ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = BackendName.auto,
     threads: ThreadsOpt = 0,
@@ -231,33 +336,56 @@ def webcam(
     imgsz: VideoImgszOpt = VIDEO_IMGSZ,
     gpu: GpuOpt = 0,
     rebuild: RebuildOpt = False,
+    smooth: SmoothOpt = DEFAULT_STRENGTH,
     view: ViewOpt = View.overlay,
     alpha: AlphaOpt = 0.5,
     focus_cmap: FocusCmapOpt = "inferno",  # type: ignore[assignment]
     depth_cmap: DepthCmapOpt = "viridis",  # type: ignore[assignment]
+    color: ColorOpt = "red",  # type: ignore[assignment]
+    threshold: ThresholdOpt = "0.5",
+    peaking: PeakingOpt = PeakingMode.fill,
+    mono: MonoOpt = True,
+    roi: RoiOpt = None,
+    magnifier: MagnifierOpt = False,
+    zoom: ZoomOpt = 2.0,
     hud: HudOpt = True,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Live view of a camera. Keys: q/Esc quit, v next view, space pause, s snapshot."""
-    from runtime.camera_job import CameraConfig, CameraError, open_camera, run_camera
+    from runtime.camera_job import CameraConfig, CameraError, ScriptedInput, open_camera, run_camera
 
     if out is not None:
         check_video_output(out, [])
-    config = CameraConfig(device, width, height, fps, show, max_frames, snapshot_dir, out)
+    check_output_folder(snapshot_dir)
+    try:
+        script = ScriptedInput.parse(keys) if keys else None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    style = make_style(view, alpha, focus_cmap, depth_cmap, hud, color, threshold, peaking, mono)
+    assist = make_assist(roi, magnifier, zoom)
+    config = CameraConfig(device, width, height, fps, show, max_frames, snapshot_dir, out, realtime)
     try:
         cam = open_camera(config)
     except CameraError as exc:
         raise fail(str(exc)) from None
     be = open_model(model, backend, BackendOptions(threads=threads, frames_in_flight=frames_in_flight, gpu=gpu, rebuild=rebuild))
     times = StageTimes()
+    smoothing = SmoothingConfig(strength=smooth)
+    t0 = time.perf_counter()
     try:
-        result = run_camera(cam, config, FrameProcessor(be, times, imgsz), Renderer(make_style(view, alpha, focus_cmap, depth_cmap, hud), times), on_note=note)
+        result = run_camera(cam, config, FrameProcessor(be, times, imgsz, smoothing), Renderer(style, times, assist), on_note=note, keys=script, smoothing=smoothing)
     except (CameraError, VideoError, ModelError) as exc:
         raise fail(str(exc)) from None
     finally:
         be.close()
-    if result.recorded:
-        say(f"recorded {result.recorded}")
-    say(f"{result.frames} frames shown, {result.dropped} stale camera frames skipped; mean ms: " + format_stages(times.per_frame(result.frames)))
+    seconds = time.perf_counter() - t0
+    for path in result.recorded:
+        say(f"recorded {path}")
+    say(
+        f"{result.frames} frames shown in {seconds:.1f} s ({result.frames / seconds if seconds else 0:.1f} fps), {result.dropped} stale camera frames skipped; mean ms: "
+        + format_stages(times.per_frame(result.frames))
+    )
+    if json_out:
+        print(json.dumps({**asdict(result), "seconds": seconds, "fps": result.frames / seconds if seconds else 0.0, "stages_ms": times.per_frame(result.frames)}))
     if result.interrupted:
         warn(f"interrupted ({result.interrupted})")
         raise typer.Exit(exit_code(result.interrupted))
@@ -268,7 +396,10 @@ def image(
     paths: Annotated[list[Path], typer.Argument(help="Photos, or folders of photos (EXIF orientation is applied, as viewers show them).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the rendered views (NAME_VIEW.png); created if missing.")],
     save_maps: Annotated[
-        Optional[Path], typer.Option(help="Also write NAME.png (8-bit in-focus, 255 = in focus) and NAME_depth.png (16-bit, 0 = near) at the photo's size here.")
+        Optional[Path],
+        typer.Option(
+            help="Also write NAME.png (8-bit in-focus, 255 = in focus), NAME_in_focus16.png (the same in 16 bits) and NAME_depth.png (16-bit, 0 = near) at the photo's size here."
+        ),
     ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = BackendName.auto,
@@ -287,6 +418,13 @@ def image(
     alpha: AlphaOpt = 0.5,
     focus_cmap: FocusCmapOpt = "inferno",  # type: ignore[assignment]
     depth_cmap: DepthCmapOpt = "viridis",  # type: ignore[assignment]
+    color: ColorOpt = "red",  # type: ignore[assignment]
+    threshold: ThresholdOpt = "0.5",
+    peaking: PeakingOpt = PeakingMode.fill,
+    mono: MonoOpt = True,
+    roi: RoiOpt = None,
+    magnifier: MagnifierOpt = False,
+    zoom: ZoomOpt = 2.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the model on photos at their own size and save the chosen view (and the raw maps).
@@ -302,7 +440,8 @@ def image(
     for folder in (out, save_maps):
         if folder is not None:
             check_output_folder(folder)
-    style = make_style(view, alpha, focus_cmap, depth_cmap, hud=False)
+    style = make_style(view, alpha, focus_cmap, depth_cmap, False, color, threshold, peaking, mono)
+    assist = make_assist(roi, magnifier, zoom)
     be = open_model(model, backend, BackendOptions(threads=threads, frames_in_flight=1, gpu=gpu, rebuild=rebuild))
     times = StageTimes()
     processor = FrameProcessor(be, times, imgsz)
@@ -310,7 +449,7 @@ def image(
         out.mkdir(exist_ok=True)
         if save_maps is not None:
             save_maps.mkdir(exist_ok=True)
-        result = process_photos(files, out, save_maps, processor, Renderer(style, times), view.value, on_error=error)
+        result = process_photos(files, out, save_maps, processor, Renderer(style, times, assist), view.value, on_error=error)
     except (PhotoError, ModelError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -345,6 +484,7 @@ def batch(
     view: ViewOpt = View.overlay,
     alpha: AlphaOpt = 0.5,
     hud: Annotated[bool, typer.Option("--hud/--no-hud", help="Draw fps and latency on the videos.", rich_help_panel=VIEWS)] = False,
+    smooth: SmoothOpt = DEFAULT_STRENGTH,
     preset: Annotated[str, typer.Option(help=f"x264 speed preset ({', '.join(X264_PRESETS)}).")] = DEFAULT_PRESET,
     json_out: JsonOpt = False,
 ) -> None:
@@ -359,12 +499,7 @@ def batch(
     from runtime.focus_report import ReportConfig
     from runtime.photo_job import PhotoError
 
-    try:
-        region = tuple(int(v) for v in roi.split(",")) if roi else None
-        if region is not None and (len(region) != 4 or min(region[2:]) <= 0):
-            raise ValueError
-    except ValueError:
-        raise fail(f"--roi takes X,Y,W,H in pixels, got {roi!r}") from None
+    region = make_assist(roi).roi
     check_output_folder(out)
     try:
         model_path = resolve_model(model, choose_backend(model, backend.value))
@@ -382,6 +517,7 @@ def batch(
         write_video=not no_video,
         preset=preset,
         report=ReportConfig(region, soft_threshold),  # type: ignore[arg-type]
+        smoothing=SmoothingConfig(strength=smooth),
     )
     import hashlib
 

@@ -24,8 +24,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from runtime.chart import Chart
 
 SOFT_THRESHOLD = 0.4
 IN_FOCUS = 0.5  # the probability above which a pixel counts as in focus
@@ -121,34 +122,12 @@ class FocusReport:
         """The focus score that decides softness (orange: the ROI's with --roi, else the peak) and the
         focal-plane depth (blue dots) over time, soft segments shaded red, as a BGR picture (OpenCV
         only: no plotting library needed)."""
-        img = np.full((height, width, 3), 255, np.uint8)
-        left, right, top, bottom = 48, 12, 12, 28
-        pw, ph = width - left - right, height - top - bottom
-        t_end = max(self.rows[-1].time if self.rows else 1.0, 1e-6)
-
-        def x(t: float) -> int:
-            return left + int(round(t / t_end * pw))
-
-        def y(v: float) -> int:
-            return top + int(round((1 - v) * ph))
-
+        chart = Chart(self.rows[-1].time if self.rows else 1.0, width, height)
         for start, end in self.soft_segments():
-            cv2.rectangle(img, (x(start), top), (max(x(end), x(start) + 1), top + ph), (210, 210, 255), -1)
-        for v in (0.0, 0.5, 1.0):
-            cv2.line(img, (left, y(v)), (left + pw, y(v)), (225, 225, 225), 1)
-            cv2.putText(img, f"{v:.1f}", (6, y(v) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (90, 90, 90), 1, cv2.LINE_AA)
-        cv2.line(img, (left, y(self.config.soft_threshold)), (left + pw, y(self.config.soft_threshold)), (120, 120, 220), 1, cv2.LINE_AA)
-        score = np.array([[x(r.time), y(r.roi_score if self.config.roi else r.peak_score)] for r in self.rows], np.int32)
-        depth = [np.array([[x(r.time), y(r.focal_depth)]], np.int32) for r in self.rows if r.focal_depth is not None]
-        if len(score) > 1:
-            cv2.polylines(img, [score], False, (0, 140, 255), 2, cv2.LINE_AA)
-        for point in depth:
-            cv2.circle(img, tuple(int(v) for v in point[0]), 2, (200, 90, 0), -1, cv2.LINE_AA)
-        legend = [("focus score", (0, 140, 255)), ("focal-plane depth", (200, 90, 0)), ("soft", (170, 170, 255))]
-        cv2.putText(img, f"0 - {t_end:.1f} s", (left, height - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
-        lx = left + 110
-        for text, colour in legend:
-            cv2.rectangle(img, (lx, height - 17), (lx + 10, height - 8), colour, -1)
-            cv2.putText(img, text, (lx + 14, height - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
-            lx += 24 + cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0]
-        return img
+            chart.span(start, end, (210, 210, 255))
+        chart.hline(self.config.soft_threshold, (120, 120, 220))
+        times = np.array([r.time for r in self.rows])
+        chart.line(times, np.array([r.roi_score if self.config.roi else r.peak_score for r in self.rows]), (0, 140, 255))
+        focal = [(r.time, r.focal_depth) for r in self.rows if r.focal_depth is not None]
+        chart.dots(np.array([t for t, _ in focal]), np.array([d for _, d in focal]), (200, 90, 0))
+        return chart.legend([("focus score", (0, 140, 255)), ("focal-plane depth", (200, 90, 0)), ("soft", (170, 170, 255))])

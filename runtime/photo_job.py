@@ -17,6 +17,7 @@ import numpy as np
 
 from runtime.datasets import IMAGE_SUFFIXES
 from runtime.files import unique_names, write_atomically
+from runtime.map_writer import to_u16
 from runtime.metrics import focus_png
 from runtime.pipeline import FrameProcessor, Renderer
 
@@ -99,7 +100,8 @@ def process_photos(
         targets = [(out_dir / f"{names[f]}_{view_name}.png", renderer(frame))]
         if maps_dir is not None:
             targets.append((maps_dir / f"{names[f]}.png", focus_png(frame.in_focus)))
-            targets.append((maps_dir / f"{names[f]}_depth.png", (np.clip(frame.depth, 0, 1) * 65535 + 0.5).astype(np.uint16)))
+            targets.append((maps_dir / f"{names[f]}_in_focus16.png", to_u16(frame.in_focus)))
+            targets.append((maps_dir / f"{names[f]}_depth.png", to_u16(frame.depth)))
         for path, picture in targets:
             if path.resolve() in inputs:
                 raise PhotoError(f"{path}: would overwrite an input photo; choose another folder")

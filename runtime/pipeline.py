@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property
 
 import cv2
@@ -14,8 +15,10 @@ import numpy as np
 
 from runtime import overlay_i420
 from runtime.backends import Backend
+from runtime.focus_assist import AssistConfig, FocusAssist
 from runtime.model_info import STRIDE, ModelError
-from runtime.overlay import OverlayStyle, View, draw_hud, render, to_bgr, upsample
+from runtime.overlay import OverlayStyle, draw_hud, render, to_bgr, upsample
+from runtime.smoothing import MapSmoother, SmoothingConfig
 
 # Per-frame stages in pipeline order, as StageTimes records them.
 STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
@@ -111,11 +114,18 @@ class FrameProcessor:
     the rest. With a synchronous backend each push returns its own frame's result.
     """
 
-    def __init__(self, backend: Backend, times: StageTimes | None = None, imgsz: int = PHOTO_IMGSZ) -> None:
+    def __init__(self, backend: Backend, times: StageTimes | None = None, imgsz: int = PHOTO_IMGSZ, smoothing: SmoothingConfig | None = None) -> None:
+        """`smoothing`: carry the maps from frame to frame (video and camera; see runtime.smoothing)."""
         self.backend = backend
         self.times = times or StageTimes()
         self.imgsz = imgsz
-        self._pending: list[tuple[np.ndarray, tuple[int, ...], int, bool, float]] = []  # frame, input shape, pts, I420?, time submitted
+        self.smoother: MapSmoother | None = None
+        self.set_smoothing(smoothing)
+        self._pending: list[tuple[np.ndarray, np.ndarray, int, bool, float]] = []  # frame, network input, pts, I420?, time submitted
+
+    def set_smoothing(self, smoothing: SmoothingConfig | None) -> None:
+        """Turn smoothing on (afresh) or off between frames."""
+        self.smoother = MapSmoother(smoothing) if smoothing is not None and smoothing.strength > 0 else None
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The frame as BGR and the network's input batch; safe to run on another thread."""
@@ -135,7 +145,7 @@ class FrameProcessor:
         submitted = time.perf_counter()
         with self.times.time("infer"):
             self.backend.submit(batch)
-        self._pending.append((frame, batch.shape, pts, i420, submitted))
+        self._pending.append((frame, batch, pts, i420, submitted))
         out = []
         while len(self._pending) >= max(1, self.backend.in_flight):
             out.append(self._collect())
@@ -145,7 +155,8 @@ class FrameProcessor:
         return [self._collect() for _ in range(len(self._pending))]
 
     def _collect(self) -> FrameResult:
-        frame, shape, pts, i420, submitted = self._pending.pop(0)
+        frame, batch, pts, i420, submitted = self._pending.pop(0)
+        shape = batch.shape
         with self.times.time("infer"):
             in_focus, depth = self.backend.collect()
         want = (shape[0], 1, shape[1], shape[2])
@@ -156,6 +167,8 @@ class FrameProcessor:
         with self.times.time("postprocess"):
             f = np.clip(in_focus[0, 0].astype(np.float32, copy=False), 0.0, 1.0)
             d = depth[0, 0].astype(np.float32, copy=False)
+            if self.smoother is not None:
+                f, d = self.smoother(batch[0], f, d)
         return FrameResult(frame, f, d, (time.perf_counter() - submitted) * 1000, pts, i420)
 
     def process(self, frame: np.ndarray) -> FrameResult:
@@ -165,11 +178,16 @@ class FrameProcessor:
 
 
 class Renderer:
-    """Draws the chosen view and the HUD, with a smoothed fps and latency."""
+    """Draws the chosen view, the focus assist (region, graph, magnifier) and the HUD, with a
+    smoothed fps and latency."""
 
-    def __init__(self, style: OverlayStyle, times: StageTimes) -> None:
+    def __init__(self, style: OverlayStyle, times: StageTimes, assist: AssistConfig | None = None, time_base: Fraction | None = None) -> None:
+        """`time_base`: the frames' pts unit, so the score graph runs on media time (default: wall clock)."""
         self.style = style
         self.times = times
+        self.assist = FocusAssist(assist or AssistConfig())
+        self.time_base = time_base
+        self.picture_height = 0  # of the last picture drawn (the camera window maps mouse drags with it)
         self._scratch = overlay_i420.Scratch()  # one drawing thread per renderer
         self._fps = 0.0
         self._last = time.perf_counter()
@@ -187,17 +205,26 @@ class Renderer:
         with self.times.time("overlay"):
             # Views drawn at frame size use the frame-size map, made once per frame and cached (the
             # image command also saves it); the panel views colour the small map instead.
-            frame_sized = self.style.view in (View.overlay, View.mask)
-            image = render(result.frame, result.in_focus if frame_sized else result.in_focus_model, result.depth_model, self.style)
+            image = render(result.frame, result.in_focus if self.style.view.frame_sized else result.in_focus_model, result.depth_model, self.style)
+            label = self._assist(image, result, label)
             if self.style.hud:
                 self.tick()
                 draw_hud(image, self._fps, result.latency_ms, label)
         return image
 
+    def _assist(self, image: np.ndarray, result: FrameResult, label: str) -> str:
+        self.picture_height = overlay_i420.frame_size(image)[0] if result.i420 else image.shape[0]
+        if not self.assist.config.active:
+            return label
+        t = float(result.pts * self.time_base) if self.time_base is not None else None
+        self.assist.draw(image, result.i420, result.frame, result.frame_size, result.in_focus_model, t)
+        return " ".join(part for part in (self.assist.label(), label) if part)
+
     def render_i420(self, result: FrameResult, label: str = "") -> np.ndarray:
         """The view of an I420 frame, as I420 (for the video encoder), with the HUD."""
         with self.times.time("overlay"):
             image = overlay_i420.render(result.frame, result.in_focus_model, result.depth_model, self.style, scratch=self._scratch)
+            label = self._assist(image, result, label)
             if self.style.hud:
                 self.tick()
                 overlay_i420.draw_hud_i420(image, self._fps, result.latency_ms, label)

@@ -262,11 +262,19 @@ class VideoWriter:
     """
 
     def __init__(
-        self, out: Path, width: int, height: int, time_base: Fraction, rate: Fraction, audio_template: av.audio.stream.AudioStream | None = None, preset: str = DEFAULT_PRESET
+        self,
+        out: Path,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        rate: Fraction,
+        audio_template: av.audio.stream.AudioStream | None = None,
+        preset: str = DEFAULT_PRESET,
+        crf: int = 23,
     ) -> None:
         self.out = Path(out)
         self.tmp = temporary_path(self.out)
-        self.preset = preset
+        self.preset, self.crf = preset, crf
         self.time_base = Fraction(time_base)
         # 4:2:0 chroma needs even sides: odd frames get one replicated row/column.
         self.width, self.height = width + width % 2, height + height % 2
@@ -294,7 +302,7 @@ class VideoWriter:
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             stream.codec_context.time_base = self.time_base
             if codec == "libx264":
-                stream.options = {"preset": self.preset, "crf": "23"}
+                stream.options = {"preset": self.preset, "crf": str(self.crf)}
             self._video_out = stream
             return codec
         raise VideoError(f"{self.out}: no H.264 or MPEG-4 encoder in this FFmpeg build")
@@ -364,11 +372,16 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop without producing an output file."""
-        try:
-            self._container.close()
-        except Exception:
-            pass
-        self.tmp.unlink(missing_ok=True)
+        discard(self._container, self.tmp)
+
+
+def discard(container: av.container.OutputContainer, tmp: Path) -> None:
+    """Close a half-written output and remove its temporary file."""
+    try:
+        container.close()
+    except Exception:
+        pass  # a container that failed mid-write may not close cleanly; it is deleted anyway
+    tmp.unlink(missing_ok=True)
 
 
 def check_output_video(out: Path) -> str | None:

@@ -22,10 +22,13 @@ from typing import Any
 
 from runtime.backends import Backend
 from runtime.files import remove_stale_partials
+from runtime.focus_assist import AssistConfig
 from runtime.interrupts import interrupts_deferred, signal_name
+from runtime.map_writer import MapWriter, SaveMaps
 from runtime.overlay import OverlayStyle
 from runtime.overlay_i420 import view_size
 from runtime.pipeline import VIDEO_IMGSZ, FrameProcessor, FrameResult, Renderer, StageTimes, model_size_for, squash_note
+from runtime.smoothing import SmoothingConfig
 from runtime.video_io import DEFAULT_PRESET, VideoProbe, VideoReader, VideoWriter
 
 _END = object()
@@ -51,6 +54,7 @@ class VideoJobResult:
     interrupted: str | None  # "Ctrl-C", "SIGTERM" or None
     backend: str
     input_size: str  # the network input, HxW
+    maps: list[str]  # files written by --save-maps
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,14 +105,17 @@ class VideoJob:
         threaded: bool = True,
         preset: str = DEFAULT_PRESET,
         imgsz: int = VIDEO_IMGSZ,
+        smoothing: SmoothingConfig | None = SmoothingConfig(),
+        assist: AssistConfig | None = None,
+        save_maps: SaveMaps | None = None,
     ) -> None:
         self.probe, self.out, self.backend = probe, out, backend
         self.threaded, self.imgsz = threaded, imgsz
         self.on_frame, self.on_result = on_frame, on_result
         self.note = on_note or (lambda message: None)
         self.times = StageTimes()
-        self.processor = FrameProcessor(backend, self.times, imgsz)
-        self.renderer = Renderer(style, self.times)
+        self.processor = FrameProcessor(backend, self.times, imgsz, smoothing)
+        self.renderer = Renderer(style, self.times, assist, probe.time_base)
         self.frames = 0
         self._decode_ms: list[float] = []
         self._encode_ms: list[float] = []
@@ -122,9 +129,16 @@ class VideoJob:
         if squash:
             self.note(squash)
         self.reader = VideoReader(probe)
+        self.writer: VideoWriter | None = None
+        self.maps: MapWriter | None = None
+        self._maps_written: list[str] = []
         try:
             self.writer = self._open_writer(style, preset) if out is not None else None
+            if save_maps is not None:
+                self.maps = MapWriter(save_maps.folder, save_maps.formats, (probe.height, probe.width), probe.time_base, probe.rate)
         except BaseException:
+            if self.writer is not None:
+                self.writer.abort()
             self.reader.close()
             raise
 
@@ -169,6 +183,8 @@ class VideoJob:
             _put(self._to_infer, _END, self._stop)
 
     def _encode(self, result: FrameResult) -> None:
+        if self.maps is not None:
+            self.maps.write(result.in_focus_model, result.depth_model, result.pts)
         if self.writer is None:
             return
         image = self.renderer(result)
@@ -245,6 +261,8 @@ class VideoJob:
             self._encoder.join()
             if self._encoder.error is not None:
                 raise self._encoder.error
+        if self.maps is not None:
+            self._maps_written = [str(p) for p in self.maps.finish()]
         if self.writer is None:
             return None
         if interrupt is not None and self.frames == 0:
@@ -266,6 +284,8 @@ class VideoJob:
             self._encoder.join(timeout=5)
         if self.writer is not None:
             self.writer.abort()
+        if self.maps is not None:
+            self.maps.abort()
 
     def _result(self, written: str | None, interrupt: BaseException | None, seconds: float) -> VideoJobResult:
         p, frames = self.probe, self.frames
@@ -291,6 +311,7 @@ class VideoJob:
             interrupted=None if interrupt is None else signal_name(interrupt),
             backend=self.backend.name,
             input_size="{}x{}".format(*model_size_for((p.height, p.width), self.backend, self.imgsz)),
+            maps=self._maps_written,
         )
 
 

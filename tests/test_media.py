@@ -405,3 +405,19 @@ def test_missing_camera_is_one_line_without_opencv_chatter(tmp_path, contract_on
     with pytest.raises(CameraError, match="cannot open camera 57"):
         open_camera(CameraConfig(device="57"))
     assert capfd.readouterr().err == ""
+
+
+def test_sigterm_stops_the_webcam_and_keeps_a_playable_recording(tmp_path, long_clip, contract_onnx):
+    """`docker stop` on a live view that records: exit 143, the recording finished, no partials."""
+    out = tmp_path / "out.mp4"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    cmd = [sys.executable, "-m", "runtime", "webcam", "--device", str(long_clip), "--no-show", "--out", str(out), "--model", str(contract_onnx), "--imgsz", "64"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    _wait_for_frames(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and "interrupted (SIGTERM)" in stderr
+    frames, _ = _decoded(out)
+    assert len(frames) > 0
+    assert _no_partials(tmp_path)

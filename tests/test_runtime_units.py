@@ -57,7 +57,7 @@ def test_mask_view_dims_outside_keeps_inside_and_outlines_the_region():
 
 
 def test_views_cycle_and_hud_draws():
-    assert View.overlay.next() is View.side_by_side and View.mask.next() is View.overlay
+    assert View.overlay.next() is View.side_by_side and View.mask.next() is View.peaking and View.focus_plane.next() is View.overlay
     img = np.zeros((60, 200, 3), np.uint8)
     draw_hud(img, 31.0, 12.0)
     assert img.any()
@@ -293,7 +293,7 @@ def test_provider_fallback_notices_never_reach_stdout(monkeypatch, tmp_path, con
     assert json.loads(res.stdout)["frames"] == 12  # stdout holds the JSON document alone
 
 
-@pytest.mark.parametrize("view", [View.overlay, View.side_by_side, View.maps, View.mask])
+@pytest.mark.parametrize("view", list(View))
 @pytest.mark.parametrize("size", [(48, 64), (30, 42)])
 def test_i420_drawing_shows_what_the_bgr_views_show(view, size):
     """The video path draws on I420 planes. What reaches the encoder must match what the BGR views
@@ -307,7 +307,7 @@ def test_i420_drawing_shows_what_the_bgr_views_show(view, size):
     focus = cv2.resize(rng.random((6, 8)).astype(np.float32), (w // 2, h // 2))
     depth = cv2.resize(rng.random((6, 8)).astype(np.float32), (w // 2, h // 2))
     style = OverlayStyle(view=view)
-    bgr_view = render(frame, upsample(focus, (h, w)) if view in (View.overlay, View.mask) else focus, depth, style)
+    bgr_view = render(frame, upsample(focus, (h, w)) if view.frame_sized else focus, depth, style)
     want = overlay_i420.to_bgr(overlay_i420.from_bgr(bgr_view))
     got = overlay_i420.to_bgr(overlay_i420.render(overlay_i420.from_bgr(frame), focus, depth, style))
     assert got.shape == want.shape
