@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.capture import LatestFrameCapture
 from runtime.interrupts import interrupts_deferred, signal_name
-from runtime.overlay import COLORS, PeakingMode, View, draw_help
+from runtime.overlay import COLORS, FocusThreshold, PeakingMode, View, draw_help
 from runtime.pipeline import FrameProcessor, FrameResult, Renderer
 from runtime.smoothing import SmoothingConfig
 from runtime.video_io import VideoWriter
@@ -149,52 +149,42 @@ class Controls:
     def _style(self, **changes: object) -> None:
         self.renderer.style = replace(self.renderer.style, **changes)
 
+    def _assist(self, **changes: object) -> None:
+        self.renderer.assist.config = replace(self.renderer.assist.config, **changes)
+
+    def _bindings(self) -> dict[str, Callable[[], None]]:
+        """Each key's action (KEYS says the same for people)."""
+        style, assist = self.renderer.style, self.renderer.assist.config
+        colours = list(COLORS)
+        actions: dict[str, Callable[[], None]] = {
+            "v": lambda: self._style(view=style.view.next()),
+            "p": lambda: self._style(peaking=PeakingMode.edges if style.peaking is PeakingMode.fill else PeakingMode.fill),
+            "c": lambda: self._style(color=colours[(colours.index(style.color) + 1) % len(colours)]),
+            "b": lambda: self._style(mono=not style.mono),
+            "+": lambda: self._style(threshold=style.threshold.nudged(up=True)),
+            "-": lambda: self._style(threshold=style.threshold.nudged(up=False)),
+            "%": lambda: self._style(threshold=FocusThreshold() if style.threshold.top_percent else FocusThreshold(20.0, True)),
+            "x": lambda: self.renderer.assist.set_roi(None),
+            "m": lambda: self._assist(magnifier=not assist.magnifier),
+            "z": lambda: self._assist(zoom=ZOOMS[(ZOOMS.index(assist.zoom) + 1) % len(ZOOMS)] if assist.zoom in ZOOMS else ZOOMS[0]),
+            "f": lambda: self.processor.set_smoothing(None if self.processor.smoother is not None else self.smoothing),
+            "h": lambda: self._style(hud=not style.hud),
+            " ": lambda: setattr(self, "paused", not self.paused),
+            "s": lambda: setattr(self, "snapshot", True),
+            "r": lambda: setattr(self, "toggle_record", True),
+            "?": lambda: setattr(self, "help", not self.help),
+            "q": lambda: setattr(self, "quit", True),
+        }
+        actions.update({ch: (lambda view=view: self._style(view=view)) for ch, view in VIEW_KEYS.items()})
+        actions.update({"\x1b": actions["q"], "=": actions["+"], "_": actions["-"]})  # Esc; + and - without shift
+        return actions
+
     def key(self, code: int) -> None:
         """One key press (an OpenCV key code; -1 = none)."""
-        if code < 0:
-            return
-        ch = chr(code & 0xFF)
-        style, assist = self.renderer.style, self.renderer.assist
-        if ch in ("q", "\x1b"):
-            self.quit = True
-        elif ch == "v":
-            self._style(view=style.view.next())
-        elif ch in VIEW_KEYS:
-            self._style(view=VIEW_KEYS[ch])
-        elif ch == "p":
-            self._style(peaking=PeakingMode.edges if style.peaking is PeakingMode.fill else PeakingMode.fill)
-        elif ch == "c":
-            names = list(COLORS)
-            self._style(color=names[(names.index(style.color) + 1) % len(names)])
-        elif ch == "b":
-            self._style(mono=not style.mono)
-        elif ch in ("+", "="):
-            self._style(threshold=style.threshold.nudged(up=True))
-        elif ch in ("-", "_"):
-            self._style(threshold=style.threshold.nudged(up=False))
-        elif ch == "%":
-            self._style(threshold=type(style.threshold)(20.0, True) if not style.threshold.top_percent else type(style.threshold)())
-        elif ch == "x":
-            assist.set_roi(None)
-        elif ch == "m":
-            assist.config = replace(assist.config, magnifier=not assist.config.magnifier)
-        elif ch == "z":
-            assist.config = replace(assist.config, zoom=ZOOMS[(ZOOMS.index(assist.config.zoom) + 1) % len(ZOOMS)] if assist.config.zoom in ZOOMS else ZOOMS[0])
-        elif ch == "f":
-            self.processor.set_smoothing(None if self.processor.smoother is not None else self.smoothing)
-        elif ch == "h":
-            self._style(hud=not style.hud)
-        elif ch == " ":
-            self.paused = not self.paused
-        elif ch == "s":
-            self.snapshot = True
-        elif ch == "r":
-            self.toggle_record = True
-        elif ch == "?":
-            self.help = not self.help
-        else:
-            return
-        self.changed = True
+        action = self._bindings().get(chr(code & 0xFF)) if code >= 0 else None
+        if action is not None:
+            action()
+            self.changed = True
 
     def mouse(self, event: int, x: int, y: int, flags: int = 0, param: object = None) -> None:
         """An OpenCV mouse callback: a left-button drag on any panel sets the region of interest."""

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -89,14 +89,7 @@ def bgr_region(image: np.ndarray, i420: bool, x: int, y: int, w: int, h: int) ->
 def frame_crop(frame: np.ndarray, i420: bool, box: Box) -> np.ndarray:
     """The frame's pixels in `box`, as BGR (for I420 frames only that part is converted)."""
     x, y, w, h = box
-    if not i420:
-        return frame[y : y + h, x : x + w]
-    x0, y0 = x & ~1, y & ~1
-    x1, y1 = min(overlay_i420.frame_size(frame)[1], x + w + 1) & ~1, min(overlay_i420.frame_size(frame)[0], y + h + 1) & ~1
-    part = np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8)
-    for src, dst, s in zip(overlay_i420.planes(frame), overlay_i420.planes(part), (1, 2, 2)):
-        dst[...] = src[y0 // s : y1 // s, x0 // s : x1 // s]
-    return overlay_i420.to_bgr(part)[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+    return overlay_i420.crop_bgr(frame, x, y, w, h) if i420 else frame[y : y + h, x : x + w]
 
 
 class FocusAssist:
@@ -109,7 +102,7 @@ class FocusAssist:
 
     def set_roi(self, roi: Box | None) -> None:
         """A new region starts a new history."""
-        self.config = AssistConfig(roi, self.config.magnifier, self.config.zoom, self.config.graph_seconds, self.config.in_focus)
+        self.config = replace(self.config, roi=roi)
         self.history.clear()
         self.score = None
 

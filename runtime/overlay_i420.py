@@ -167,21 +167,35 @@ def focus_plane(i420: np.ndarray, in_focus: np.ndarray, depth: np.ndarray, level
     return out
 
 
+def _even_box(i420: np.ndarray, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """The box clipped to the picture and widened to even coordinates (4:2:0 chroma): x0, y0, x1, y1."""
+    fh, fw = frame_size(i420)
+    return max(0, x) & ~1, max(0, y) & ~1, min(fw, x + w + 1) & ~1, min(fh, y + h + 1) & ~1
+
+
+def _crop(i420: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    part = np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8)
+    for src, dst, s in zip(planes(i420), planes(part), (1, 2, 2)):
+        dst[...] = src[y0 // s : y1 // s, x0 // s : x1 // s]
+    return part
+
+
+def crop_bgr(i420: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """A part of the picture as BGR; only that part is converted."""
+    x0, y0, x1, y1 = _even_box(i420, x, y, w, h)
+    return to_bgr(_crop(i420, x0, y0, x1, y1))[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+
+
 @contextmanager
 def bgr_region(i420: np.ndarray, x: int, y: int, w: int, h: int) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
     """A part of the picture as BGR to draw on, and the picture coordinates of its top-left corner;
     written back into the planes on exit. The box is clipped to the picture and widened to even
     coordinates (4:2:0 chroma)."""
-    fh, fw = frame_size(i420)
-    x0, y0 = max(0, x) & ~1, max(0, y) & ~1
-    x1, y1 = min(fw, x + w + 1) & ~1, min(fh, y + h + 1) & ~1
+    x0, y0, x1, y1 = _even_box(i420, x, y, w, h)
     if x1 <= x0 or y1 <= y0:
         yield np.zeros((0, 0, 3), np.uint8), (x0, y0)
         return
-    part = np.empty(((y1 - y0) * 3 // 2, x1 - x0), np.uint8)
-    for src, dst, s in zip(planes(i420), planes(part), (1, 2, 2)):
-        dst[...] = src[y0 // s : y1 // s, x0 // s : x1 // s]
-    bgr = to_bgr(part)
+    bgr = to_bgr(_crop(i420, x0, y0, x1, y1))
     yield bgr, (x0, y0)
     for src, dst, s in zip(planes(from_bgr(bgr)), planes(i420), (1, 2, 2)):
         dst[y0 // s : y1 // s, x0 // s : x1 // s] = src

@@ -274,6 +274,15 @@ def test_scripted_keys_drive_views_region_magnifier_recording_snapshots_and_ctrl
     assert keys.shown[-1].mean() < 0.7 * keys.shown[0].mean()  # ? darkened the picture under the key list
 
 
+def test_every_key_in_the_help_is_bound_and_every_binding_is_in_the_help():
+    from runtime.camera_job import KEYS, Controls
+
+    controls = Controls(Renderer(OverlayStyle(), StageTimes()), None, None)  # type: ignore[arg-type]
+    listed = {k for label, _ in KEYS if label != "drag" for k in label.replace(" / ", " ").split()}
+    listed = {{"Esc": "\x1b", "space": " "}.get(k, k) for k in listed}
+    assert listed == set(controls._bindings()) - {"=", "_"}
+
+
 def test_pause_holds_the_picture_and_a_view_change_redraws_it(camera_clip, contract_onnx, tmp_path):
     result, keys, *_ = _run(camera_clip, contract_onnx, tmp_path, {3: [" "], 6: ["2"], 9: ["q"]}, record=False)
     assert result.frames <= 6 and result.interrupted is None  # nothing new while paused
