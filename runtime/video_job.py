@@ -115,6 +115,8 @@ class VideoJob:
         self.note = on_note or (lambda message: None)
         self.times = StageTimes()
         self.processor = FrameProcessor(backend, self.times, imgsz, smoothing)
+        if self.processor.smoother is not None:  # depth smoothed only where someone sees or keeps it
+            self.processor.smoother.depth = style.view.shows_depth or save_maps is not None or on_result is not None
         self.renderer = Renderer(style, self.times, assist, probe.time_base)
         self.frames = 0
         self._decode_ms: list[float] = []
