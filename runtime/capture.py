@@ -85,5 +85,8 @@ class LatestFrameCapture:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2)
-        self.camera.release()
+        self._thread.join(timeout=5)
+        # Releasing a capture while its read() runs on the other thread can crash OpenCV's
+        # backends; a read stuck past the timeout is left to the process's exit instead.
+        if not self._thread.is_alive():
+            self.camera.release()

@@ -8,13 +8,14 @@ further ones are noted and ignored, so a quick double Ctrl-C cannot throw that f
 
 from __future__ import annotations
 
+import functools
 import importlib
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): finished cleanly with what was done
 EXIT_TERMINATED = 143  # SIGTERM (timeout, docker stop, systemd): likewise
@@ -24,8 +25,27 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C."""
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+class InterruptHandler:
+    """The handler for SIGINT and SIGTERM: remembers the first one received and, once `raising`,
+    raises KeyboardInterrupt or Terminated in the main thread."""
+
+    def __init__(self, raising: bool = True) -> None:
+        self.raising = raising
+        self.received: KeyboardInterrupt | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        interrupt = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self.received is None:
+            self.received = interrupt
+        if self.raising:
+            raise interrupt
+
+    def install(self) -> InterruptHandler:
+        """Handle both signals (from the main thread only; a no-op elsewhere)."""
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, self)
+        return self
 
 
 def exit_code(interrupt: BaseException | str | None) -> int:
@@ -35,12 +55,6 @@ def exit_code(interrupt: BaseException | str | None) -> int:
 
 def signal_name(interrupt: BaseException | None) -> str:
     return "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"
-
-
-def handle_sigterm() -> None:
-    """Make SIGTERM raise Terminated in the main thread (a no-op elsewhere)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 @contextmanager
@@ -62,26 +76,61 @@ def interrupts_deferred(on_repeat: Callable[[str], None] | None = None) -> Itera
             signal.signal(s, handler)
 
 
+class _Escaped(Exception):
+    """An interrupt that left a command: carried past Typer, which would turn it into a silent 130."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__(signal_name(interrupt))
+        self.interrupt = interrupt
+
+
+def _guarded(callback: Callable[..., Any], handler: InterruptHandler) -> Callable[..., Any]:
+    """`callback` with interrupts raised only while it runs (one noted before it starts included)."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        handler.raising = True
+        try:
+            if handler.received is not None:
+                raise handler.received
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _Escaped(exc) from exc
+
+    return run
+
+
 def launch(module: str, prog: str) -> NoReturn:
     """Run `module`'s Typer app as the console script `prog`. An interrupt at any point, the
-    imports included, ends with one line and exit code 130 (Ctrl-C) or 143 (SIGTERM)."""
-    handle_sigterm()
+    imports included, ends with one line and exit code 130 (Ctrl-C) or 143 (SIGTERM).
+
+    Until a command's own code starts, an interrupt is only noted: raised in the middle of an
+    extension module's initialisation it would come out as an ImportError or a RuntimeError, or
+    kill the process with no word. Once the command runs it is raised there, where jobs finish
+    their files cleanly. An error that follows an interrupt (a lazy import it broke, say) is
+    reported as the interrupt it is.
+    """
+    handler = InterruptHandler(raising=False).install()
+    import click
+    import typer.main
+
+    command = typer.main.get_command(importlib.import_module(module).app)
+    for cmd in [command, *getattr(command, "commands", {}).values()]:
+        if cmd.callback is not None:
+            cmd.callback = _guarded(cmd.callback, handler)
     try:
-        import click
-
-        app = importlib.import_module(module).app
-        code = app(prog_name=prog, standalone_mode=False)
-    except KeyboardInterrupt as exc:
-        _interrupted(exc)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):  # click's wrapping of a KeyboardInterrupt
-            _interrupted(exc.__cause__ or exc.__context__)
-        if not isinstance(exc, click.exceptions.ClickException):
-            raise
+        code = command.main(prog_name=prog, standalone_mode=False)
+    except _Escaped as exc:
+        _interrupted(exc.interrupt)
+    except click.exceptions.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception:
+        if handler.received is None:
+            raise
+        _interrupted(handler.received)
+    if handler.received is not None and not handler.raising:  # came while the command line was read
+        _interrupted(handler.received)
     sys.exit(code if isinstance(code, int) else 0)
 
 

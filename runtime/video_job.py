@@ -247,6 +247,10 @@ class VideoJob:
             raise
         finally:
             self._stop.set()
+            # The decoder may be inside PyAV on the container: closing it under the decoder's feet
+            # is a use-after-free (a segfault, seen when the first frame is refused).
+            if self._decoder.is_alive():
+                self._decoder.join()
             self.reader.close()
         return self._result(written, interrupt, time.perf_counter() - t_start)
 

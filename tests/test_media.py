@@ -235,8 +235,27 @@ def test_interrupt_before_the_first_frame_is_an_interruption_with_nothing_writte
     assert not (tmp_path / "o.mp4").exists() and _no_partials(tmp_path)
 
 
-def test_model_with_wrong_output_shapes_is_refused_on_the_first_frame(tmp_path, clip_with_audio):
+def test_model_with_wrong_output_shapes_is_refused_on_the_first_frame(tmp_path, clip_with_audio, monkeypatch):
+    """Also: the file is closed only once the decoder thread has left it (closing it under a
+    decoding thread crashed the process now and then); a slow decoder keeps that window open."""
+    import threading
+
+    from runtime import video_io
+
     onnx = pytest.importorskip("onnx")
+    decoding_at_close: list[bool] = []
+    close, i420 = video_io.VideoReader.close, video_io.DecodedFrame.i420
+
+    def slow_i420(self):
+        time.sleep(0.05)
+        return i420(self)
+
+    def watched_close(self):
+        decoding_at_close.append(any(t.name == "decode" and t.is_alive() for t in threading.enumerate()))
+        close(self)
+
+    monkeypatch.setattr(video_io.DecodedFrame, "i420", slow_i420)
+    monkeypatch.setattr(video_io.VideoReader, "close", watched_close)
     from onnx import TensorProto as T
     from onnx import helper
 
@@ -259,6 +278,7 @@ def test_model_with_wrong_output_shapes_is_refused_on_the_first_frame(tmp_path, 
     res, out = _video(tmp_path, clip_with_audio, model, "--imgsz", "32")
     assert res.exit_code == 2 and "half.onnx: output in_focus is (1, 1, 16, 32) for a (1, 32, 64, 3) input" in res.output
     assert not out.exists() and _no_partials(tmp_path)
+    assert decoding_at_close and not any(decoding_at_close)
 
 
 def test_inverted_masks_get_a_hint(tmp_path):
@@ -374,13 +394,18 @@ def test_signals_finish_the_file_with_the_frames_done(tmp_path, long_clip, signa
 
 
 @pytest.mark.slow
-def test_interrupt_during_start_up_is_one_line_and_exit_130(tmp_path, long_clip):
+@pytest.mark.parametrize("sig,code,delay", [(signal.SIGINT, 130, 0.15), (signal.SIGINT, 130, 0.4), (signal.SIGTERM, 143, 0.3), (signal.SIGTERM, 143, 0.5)])
+def test_interrupt_during_start_up_is_one_line_with_its_code(tmp_path, long_clip, sig, code, delay):
+    """While modules load (PyAV's extension modules turned an interrupt there into an ImportError,
+    and Typer turned one into a silent 130, SIGTERM included) and while the command line is read."""
     proc, out = _start(tmp_path, long_clip)
-    time.sleep(0.3)  # still importing
-    proc.send_signal(signal.SIGINT)
+    time.sleep(delay)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
-    assert not out.exists() and _no_partials(tmp_path)
+    assert proc.returncode == code and "Traceback" not in stderr, stderr[-3000:]
+    assert f"interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'})" in stderr, stderr[-3000:]
+    assert len(stderr.strip().splitlines()) == 1 or out.exists(), stderr[-3000:]  # one line, unless frames got done
+    assert _no_partials(tmp_path)
 
 
 def test_broken_engine_sidecar_is_one_line(tmp_path):

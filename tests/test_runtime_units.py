@@ -332,3 +332,62 @@ def test_i420_hud_draws_in_the_corner_only():
     overlay_i420.draw_hud_i420(image, 30.0, 12.0, "overlay")
     y_now, y_before = overlay_i420.planes(image)[0], overlay_i420.planes(before)[0]
     assert (y_now[:10, :60] != y_before[:10, :60]).any() and np.array_equal(y_now[60:], y_before[60:])
+
+
+# ------------------------------------------------------------------ console-script start (launch)
+
+_CLI = """
+import os, signal
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def job(what: str) -> None:
+    if what == "term":
+        os.kill(os.getpid(), signal.SIGTERM)  # raised here, where a job would finish its file
+    elif what == "broken-import":
+        os.kill(os.getpid(), signal.SIGINT)
+        raise ImportError("initialization failed")  # what an interrupted extension module leaves
+    elif what == "finished":
+        print("finished the file")
+        raise typer.Exit(143)
+    raise KeyboardInterrupt
+
+
+@app.command()
+def other() -> None:
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    "argv,code,line",
+    [
+        (["job", "term"], 143, "interrupted (SIGTERM)"),
+        (["job", "ctrl-c"], 130, "interrupted (Ctrl-C)"),
+        (["job", "broken-import"], 130, "interrupted (Ctrl-C)"),
+        (["job", "finished"], 143, ""),
+    ],
+)
+def test_launch_reports_each_interrupt_once_with_its_code(tmp_path, monkeypatch, capsys, argv, code, line):
+    """Typer alone turns an interrupt that leaves a command into a silent exit 130, SIGTERM too."""
+    import signal
+    import sys
+
+    from runtime.interrupts import launch
+
+    (tmp_path / "fake_cli.py").write_text(_CLI)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["fake", *argv])
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as exited:
+            launch("fake_cli", "fake")
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert exited.value.code == code
+    err = capsys.readouterr().err
+    assert err.strip() == line
