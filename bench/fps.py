@@ -87,18 +87,20 @@ def plumbing_fps(video: Path) -> float:
             while (item := frames.get()) is not None:
                 writer.write_i420(*item)
 
-        encoder = threading.Thread(target=encode)
+        encoder = threading.Thread(target=encode, daemon=True)
         t0 = time.perf_counter()
         encoder.start()
         count = 0
-        for frame in reader:
-            frames.put((frame.i420(), frame.pts))
-            count += 1
-        frames.put(None)
-        encoder.join()
+        try:
+            for frame in reader:
+                frames.put((frame.i420(), frame.pts))
+                count += 1
+        finally:  # the encoder is let go and the file closed whatever stopped the reading
+            frames.put(None)
+            encoder.join()
+            reader.close()
         writer.finish()
         seconds = time.perf_counter() - t0
-        reader.close()
     return count / seconds
 
 
