@@ -283,11 +283,10 @@ class VideoJob:
         self._stop.set()
         self._abandon.set()
         if self._encoder.is_alive():
-            try:
-                self._to_encode.put(_END, timeout=5)
-            except queue.Full:
-                pass
-            self._encoder.join(timeout=5)
+            # It drops what is queued once _abandon is set, but the frame it is encoding must be
+            # done before the writer closes under it (a use-after-free in FFmpeg otherwise).
+            self._to_encode.put(_END)
+            self._encoder.join()
         if self.writer is not None:
             self.writer.abort()
         if self.maps is not None:
