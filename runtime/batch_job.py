@@ -61,7 +61,9 @@ class BatchOptions:
     report: ReportConfig = field(default_factory=ReportConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
-    def fingerprint(self, model_sha: str) -> str:
+    def fingerprint(self) -> str:
+        """What marks work as finished: these options and the model file's bytes."""
+        model_sha = hashlib.sha256(Path(self.model).read_bytes()).hexdigest() if self.model else ""
         doc = {**asdict(self), "model": model_sha, "threads": None, "gpu": None}  # how it runs is not what it makes
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -153,6 +155,18 @@ def finished_result(out: Path, item: BatchItem, fingerprint: str) -> ItemResult 
         return None
     result.status, result.seconds = "skipped", 0.0
     return result
+
+
+def split_finished(out: Path, items: list[BatchItem], fingerprint: str) -> tuple[list[BatchItem], list[ItemResult]]:
+    """The items still to do, and the results of those an earlier run finished with these options."""
+    todo, finished = [], []
+    for item in items:
+        done = finished_result(out, item, fingerprint)
+        if done:
+            finished.append(done)
+        else:
+            todo.append(item)
+    return todo, finished
 
 
 # ---------------------------------------------------------------- one worker

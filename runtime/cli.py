@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -30,6 +31,9 @@ from runtime.overlay import COLORMAPS, COLORS, FocusThreshold, OverlayStyle, Pea
 from runtime.pipeline import PHOTO_IMGSZ, VIDEO_IMGSZ, FrameProcessor, Renderer, StageTimes
 from runtime.smoothing import DEFAULT_STRENGTH, SmoothingConfig
 from runtime.video_io import DEFAULT_PRESET, X264_PRESETS, VideoError, check_output_video, probe_video
+
+if TYPE_CHECKING:
+    from runtime.video_job import VideoJobResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time defocus blur detection: what is in focus, and how deep the scene is.")
 
@@ -286,6 +290,11 @@ def video(
         raise fail(str(exc)) from None
     finally:
         be.close()
+    _report_video(result, save_maps, json_out)
+
+
+def _report_video(result: VideoJobResult, save_maps: Path | None, json_out: bool) -> None:
+    """The end of `dbd-rt video`: what was written, the summary, and the interrupted exit code."""
     if result.interrupted and result.frames == 0:
         error(f"interrupted ({result.interrupted}) before the first frame: nothing written")
     elif result.interrupted:
@@ -495,9 +504,8 @@ def batch(
     arguments, 130/143 interrupted (finished files stay finished; run again to do the rest)."""
     from runtime.backends import choose_backend, resolve_model
     from runtime.backends.onnxruntime_backend import default_threads
-    from runtime.batch_job import EXIT_SOME_FAILED, BatchOptions, collect_inputs, default_workers, finished_result, run_local, run_on_ray, write_summary
+    from runtime.batch_job import EXIT_SOME_FAILED, BatchOptions, collect_inputs, default_workers, run_local, run_on_ray, split_finished, write_summary
     from runtime.focus_report import ReportConfig
-    from runtime.photo_job import PhotoError
 
     region = make_assist(roi).roi
     check_output_folder(out)
@@ -519,38 +527,18 @@ def batch(
         report=ReportConfig(region, soft_threshold),  # type: ignore[arg-type]
         smoothing=SmoothingConfig(strength=smooth),
     )
-    import hashlib
-
-    fingerprint = options.fingerprint(hashlib.sha256(model_path.read_bytes()).hexdigest())
+    fingerprint = options.fingerprint()
     items, results = collect_inputs(inputs)
     for r in results:
         error(r.reason)
-    todo = []
-    for item in items:
-        done = finished_result(out, item, fingerprint)
-        if done:
-            results.append(done)
-        else:
-            todo.append(item)
-    skipped, unusable = sum(r.status == "skipped" for r in results), sum(r.status == "failed" for r in results)
+    todo, finished = split_finished(out, items, fingerprint)
+    results += finished
+    skipped, unusable = len(finished), sum(r.status == "failed" for r in results)
     say(f"{len(todo)} to do, {skipped} already done, {unusable} unusable; {count} worker{'s' if count > 1 else ''}{' on Ray' if cluster else ''}")
     out.mkdir(parents=True, exist_ok=True)
-    t0, interrupted = time.perf_counter(), None
-    try:
-        run = run_on_ray(todo, options, out, fingerprint, count, cluster, gpus_per_worker) if cluster else run_local(todo, options, out, fingerprint, count)
-        with _batch_progress() as progress:
-            task = progress.add_task("batch", total=len(todo), frames=0, fps=0.0)
-            frames = 0
-            for result in run:
-                results.append(result)
-                frames += result.frames if result.status == "done" else 0
-                if result.status == "failed":
-                    error(result.reason)
-                progress.update(task, advance=1, frames=frames, fps=frames / (time.perf_counter() - t0))
-    except KeyboardInterrupt as exc:
-        interrupted = exc
-    except (BackendError, PhotoError) as exc:
-        raise fail(str(exc)) from None
+    t0 = time.perf_counter()
+    run = run_on_ray(todo, options, out, fingerprint, count, cluster, gpus_per_worker) if cluster else run_local(todo, options, out, fingerprint, count)
+    interrupted = _follow_batch(run, len(todo), results)
     doc = write_summary(out, results, time.perf_counter() - t0, options)
     say(
         f"done {doc['done']}, already done {doc['skipped']}, failed {doc['failed']} of {len(results)} inputs ({doc['frames']} frames in {doc['seconds']:.1f} s); {out / 'summary.csv'}"
@@ -562,6 +550,29 @@ def batch(
         raise typer.Exit(exit_code(interrupted))
     if doc["failed"]:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _follow_batch(run: Iterator[Any], total: int, results: list[Any]) -> KeyboardInterrupt | None:
+    """Results as they come (appended to `results`) under one progress bar; the interrupt that
+    stopped the batch, if one did. `run` is a generator: nothing starts before the first result
+    is asked for."""
+    from runtime.photo_job import PhotoError
+
+    t0, frames = time.perf_counter(), 0
+    try:
+        with _batch_progress() as progress:
+            task = progress.add_task("batch", total=total, frames=0, fps=0.0)
+            for result in run:
+                results.append(result)
+                frames += result.frames if result.status == "done" else 0
+                if result.status == "failed":
+                    error(result.reason)
+                progress.update(task, advance=1, frames=frames, fps=frames / (time.perf_counter() - t0))
+    except KeyboardInterrupt as exc:
+        return exc
+    except (BackendError, PhotoError) as exc:
+        raise fail(str(exc)) from None
+    return None
 
 
 def _batch_progress() -> Progress:

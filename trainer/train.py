@@ -364,6 +364,27 @@ def close_epoch(net: DefocusDepthNet, opt: torch.optim.Optimizer, cfg: TrainConf
     return is_best
 
 
+def _log_baseline(net: torch.nn.Module, val: Any, cfg: TrainConfig, device: torch.device, run: RunFolder, log: Console) -> None:
+    """The untrained model's validation scores, so every run shows what training bought."""
+    init = evaluate(net, val, cfg.train_size, device)
+    run.log({"epoch": 0, "step": 0, **{f"val_{k}": v for k, v in init.as_dict().items()}})
+    log.print(f"untrained: val MAE {init.mae:.4f} F-beta {init.f_beta:.4f}")
+
+
+def _epoch_record(stats: EpochStats, state: RunState, epoch_time: float, steps_per_epoch: int, total_steps: int, cfg: TrainConfig, world: int) -> dict[str, Any]:
+    """One epoch's line of metrics.jsonl (validation scores are added by close_epoch)."""
+    return {
+        "epoch": state.epoch,
+        "step": state.step,
+        "lr": lr_at(state.step - 1, total_steps, cfg),
+        "loss": stats.loss / steps_per_epoch,
+        "defocus": stats.defocus / steps_per_epoch,
+        "depth": stats.depth / steps_per_epoch,
+        "images_per_s": stats.seen * world / epoch_time,
+        "epoch_s": epoch_time,
+    }
+
+
 def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None = None) -> dict[str, Any]:
     """Train and return the final epoch's record; the run folder is written on rank 0."""
     console = console or Console(stderr=True)
@@ -378,9 +399,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
     net = make_network(cfg, device, log) if resume is None else DefocusDepthNet(cfg.model_config(), pretrained=False).to(device)
     opt = make_optimizer(net, cfg)
     state = resume_from(resume, net, opt, log) if resume is not None else RunState()
-    model: torch.nn.Module = net
-    if info.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) if info.world > 1 else net
 
     dataset = AugmentedDataset(data.train, AugmentConfig(size=cfg.train_size), cfg.seed)
     steps_per_epoch = count_steps(len(dataset), cfg, info)
@@ -390,10 +409,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
         {"train": dataclasses.asdict(cfg), "model": cfg.model_config().to_dict(), "data": data.provenance, "versions": versions(), "device": str(device), "world_size": info.world}
     )
     if info.main and data.val and state.epoch == 0:
-        # The untrained baseline, so every run shows what training bought.
-        init = evaluate(net, data.val, cfg.train_size, device)
-        run.log({"epoch": 0, "step": 0, **{f"val_{k}": v for k, v in init.as_dict().items()}})
-        log.print(f"untrained: val MAE {init.mae:.4f} F-beta {init.f_beta:.4f}")
+        _log_baseline(net, data.val, cfg, device, run, log)
 
     record: dict[str, Any] = {}
     with _progress(log) as progress:
@@ -414,16 +430,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, console: Console | None 
             stats = train_epoch(model, loader, opt, scaler, cfg, state, total_steps, on_step)
             epoch_time = time.perf_counter() - t0
             state.epoch = epoch + 1
-            record = {
-                "epoch": state.epoch,
-                "step": state.step,
-                "lr": lr_at(state.step - 1, total_steps, cfg),
-                "loss": stats.loss / steps_per_epoch,
-                "defocus": stats.defocus / steps_per_epoch,
-                "depth": stats.depth / steps_per_epoch,
-                "images_per_s": stats.seen * info.world / epoch_time,
-                "epoch_s": epoch_time,
-            }
+            record = _epoch_record(stats, state, epoch_time, steps_per_epoch, total_steps, cfg, info.world)
             if info.main:
                 is_best = close_epoch(net, opt, cfg, data.val, state, run, record)
                 val = f" val MAE {record['val_mae']:.4f} F-beta {record['val_f_beta']:.4f}" if data.val else ""
