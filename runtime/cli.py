@@ -483,8 +483,18 @@ def batch(
         Optional[str], typer.Option(help="Run on a Ray cluster: its address, auto (the one this machine is part of) or local (start one here); needs the cluster extra.")
     ] = None,
     gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="GPUs each Ray worker asks for (tensorrt/torch on GPU nodes: 1).")] = 0.0,
-    roi: Annotated[Optional[str], typer.Option(help="Region whose focus decides a soft frame, X,Y,W,H in frame pixels (default: the centre third).")] = None,
-    soft_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="A frame is soft when its region's mean in-focus probability is below this.")] = 0.4,
+    roi: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Region whose focus decides a soft frame, X,Y,W,H in frame pixels (default: none, a frame is soft when no part of it is sharp; roi_score is then reported over the centre third)."
+        ),
+    ] = None,
+    soft_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="A frame is soft when its focus score is below this: the mean in-focus probability of --roi, or without it of the frame's most confident tenth."
+        ),
+    ] = 0.4,
     model: ModelOpt = None,
     backend: BackendOpt = BackendName.auto,
     imgsz: VideoImgszOpt = VIDEO_IMGSZ,
