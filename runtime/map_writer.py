@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from runtime.files import temporary_path, write_bytes_atomically
+from runtime.overlay import upsample
 from runtime.video_io import VideoError, VideoWriter, discard
 
 MAPS = ("in_focus", "depth")
@@ -148,11 +149,7 @@ class MapWriter:
 
     def write(self, in_focus: np.ndarray, depth: np.ndarray, pts: int) -> None:
         """One frame's maps at any size (scaled to the frame's, bilinear), at `pts` (input time base)."""
-        h, w = self.frame_hw
-        maps = {
-            name: values if values.shape == (h, w) else cv2.resize(values.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_LINEAR)
-            for name, values in zip(MAPS, (in_focus, depth))
-        }
+        maps = {name: upsample(values, self.frame_hw) for name, values in zip(MAPS, (in_focus, depth))}
         try:
             for (name, _), sink in self._sinks.items():
                 sink.write(maps[name], pts)
