@@ -26,11 +26,11 @@ class Terminated(KeyboardInterrupt):
 
 
 class InterruptHandler:
-    """The handler for SIGINT and SIGTERM: remembers the first one received and, once `raising`,
-    raises KeyboardInterrupt or Terminated in the main thread."""
+    """The handler for SIGINT and SIGTERM: remembers the first one received and, once `raising` is
+    set, raises KeyboardInterrupt or Terminated in the main thread."""
 
-    def __init__(self, raising: bool = True) -> None:
-        self.raising = raising
+    def __init__(self) -> None:
+        self.raising = False
         self.received: KeyboardInterrupt | None = None
 
     def __call__(self, signum: int, frame: object) -> None:
@@ -110,7 +110,7 @@ def launch(module: str, prog: str) -> NoReturn:
     their files cleanly. An error that follows an interrupt (a lazy import it broke, say) is
     reported as the interrupt it is.
     """
-    handler = InterruptHandler(raising=False).install()
+    handler = InterruptHandler().install()
     import click
     import typer.main
 
