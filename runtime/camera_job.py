@@ -354,14 +354,25 @@ def run_camera(
                         note(f"recorded {done}")
     except KeyboardInterrupt as exc:
         interrupt = exc
+    except BaseException:
+        # A camera that stops (unplugged) or a failing model: what was recorded stays playable.
+        done = _stop(capture, source, recorder, note)
+        if done:
+            note(f"recorded {done} up to the failure")
+        raise
+    done = _stop(capture, source, recorder, note)
+    if done:
+        recorded.append(done)
+    return CameraResult(frames, capture.dropped, recorded, None if interrupt is None else signal_name(interrupt), snapshots)
+
+
+def _stop(capture: LatestFrameCapture, source: Input | None, recorder: _Recorder | None, note: Callable[[str], None]) -> str | None:
+    """Release the camera and the window and close the recording; its path, if one was made."""
     with interrupts_deferred(lambda sig: note(f"{sig} again: still finishing, one moment")):
         capture.stop()
         if source is not None:
             source.close()
-        done = recorder.finish() if recorder is not None else None
-        if done:
-            recorded.append(done)
-    return CameraResult(frames, capture.dropped, recorded, None if interrupt is None else signal_name(interrupt), snapshots)
+        return recorder.finish() if recorder is not None else None
 
 
 def _draw(renderer: Renderer, result: FrameResult, controls: Controls) -> np.ndarray:

@@ -4,6 +4,7 @@ smoothing, the webcam loop driven headless by scripted keys, and maps saved fram
 from __future__ import annotations
 
 import json
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -272,6 +273,47 @@ def test_scripted_keys_drive_views_region_magnifier_recording_snapshots_and_ctrl
     with av.open(str(second)) as c:
         assert sum(1 for _ in c.decode(video=0)) >= 5  # finished cleanly after Ctrl-C
     assert keys.shown[-1].mean() < 0.7 * keys.shown[0].mean()  # ? darkened the picture under the key list
+
+
+class _DyingCamera:
+    """A live camera (not a file) that delivers `frames` pictures, then nothing (unplugged)."""
+
+    def __init__(self, frames: int) -> None:
+        self.left, self.released = frames, False
+
+    def get(self, prop: int) -> float:
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        time.sleep(0.01)
+        return True, np.random.default_rng(self.left).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_camera_that_stops_keeps_the_recording_made_so_far(contract_onnx, tmp_path):
+    from runtime.backends import open_backend
+    from runtime.camera_job import CameraConfig, CameraError, run_camera
+    from runtime.pipeline import FrameProcessor
+
+    cam, notes = _DyingCamera(12), []
+    config = CameraConfig(device="0", show=False, record=tmp_path / "rec.mp4")
+    backend = open_backend(contract_onnx)
+    renderer = Renderer(OverlayStyle(), StageTimes())
+    try:
+        with pytest.raises(CameraError, match="stopped delivering frames"):
+            run_camera(cam, config, FrameProcessor(backend, renderer.times, 32), renderer, on_note=notes.append)
+    finally:
+        backend.close()
+    assert cam.released
+    with av.open(str(tmp_path / "rec.mp4")) as container:
+        assert 0 < sum(1 for _ in container.decode(video=0)) <= 12
+    assert [n for n in notes if n.startswith(f"recorded {tmp_path / 'rec.mp4'}")]
+    assert not [f for f in tmp_path.iterdir() if ".partial" in f.name]
 
 
 def test_every_key_in_the_help_is_bound_and_every_binding_is_in_the_help():
