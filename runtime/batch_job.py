@@ -25,8 +25,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
-
 from runtime.backends import BackendError, BackendOptions, open_backend
 from runtime.datasets import IMAGE_SUFFIXES
 from runtime.files import unique_names, write_atomically, write_bytes_atomically
@@ -216,7 +214,7 @@ class BatchWorker:
         rows, summary, timeline = self._target(item, "_focus.jsonl"), self._target(item, "_focus.json"), self._target(item, "_timeline.png")
         write_atomically(rows, report.write_jsonl)
         write_bytes_atomically(summary, json.dumps({"source": str(item.source), **report.summary(), "frames_expected": job.frames_expected}, indent=2).encode())
-        write_atomically(timeline, lambda tmp: cv2.imwrite(str(tmp), report.timeline()) or _cannot_write(timeline))
+        write_png(timeline, report.timeline())
         outputs = [str(p) for p in (video, rows, summary, timeline) if p is not None]
         return ItemResult(str(item.source), "video", "done", soft_share=report.soft_share(), frames=job.frames, outputs=outputs)
 
@@ -235,10 +233,6 @@ class BatchWorker:
 
     def close(self) -> None:
         self.backend.close()
-
-
-def _cannot_write(path: Path) -> None:
-    raise OSError(f"{path}: cannot write the picture")
 
 
 # ---------------------------------------------------------------- local workers and Ray
