@@ -22,6 +22,7 @@ import numpy as np
 from runtime.capture import LatestFrameCapture
 from runtime.interrupts import interrupts_deferred, signal_name
 from runtime.overlay import COLORS, FocusThreshold, PeakingMode, View, draw_help
+from runtime.photo_job import PhotoError, write_png
 from runtime.pipeline import FrameProcessor, FrameResult, Renderer
 from runtime.smoothing import SmoothingConfig
 from runtime.video_io import VideoWriter
@@ -338,9 +339,13 @@ def run_camera(
             if controls.snapshot:
                 controls.snapshot = False
                 snap = _auto_name(config.snapshot_dir, frames, ".png")
-                cv2.imwrite(str(snap), picture)
-                snapshots.append(str(snap))
-                note(f"saved {snap}")
+                try:
+                    write_png(snap, picture)
+                except PhotoError as exc:  # a full disk should not end a live view
+                    note(str(exc))
+                else:
+                    snapshots.append(str(snap))
+                    note(f"saved {snap}")
             if controls.toggle_record:
                 controls.toggle_record = False
                 if recorder is None:

@@ -316,6 +316,22 @@ def test_a_camera_that_stops_keeps_the_recording_made_so_far(contract_onnx, tmp_
     assert not [f for f in tmp_path.iterdir() if ".partial" in f.name]
 
 
+def test_a_snapshot_that_cannot_be_written_is_said_and_the_view_goes_on(camera_clip, contract_onnx, tmp_path):
+    from runtime.backends import open_backend
+    from runtime.camera_job import CameraConfig, ScriptedInput, open_camera, run_camera
+    from runtime.pipeline import FrameProcessor
+
+    config = CameraConfig(device=str(camera_clip), show=False, snapshot_dir=tmp_path / "missing")
+    backend, notes = open_backend(contract_onnx), []
+    renderer = Renderer(OverlayStyle(), StageTimes())
+    try:
+        result = run_camera(open_camera(config), config, FrameProcessor(backend, renderer.times, 32), renderer, on_note=notes.append, keys=ScriptedInput({2: ["s"], 6: ["q"]}))
+    finally:
+        backend.close()
+    assert result.snapshots == [] and result.frames >= 6
+    assert [n for n in notes if "missing" in n and "cannot write" in n], notes
+
+
 def test_every_key_in_the_help_is_bound_and_every_binding_is_in_the_help():
     from runtime.camera_job import KEYS, Controls
 
